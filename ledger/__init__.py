@@ -1,0 +1,1 @@
+"""The Alipay callback ledger: verified notifications become immutable events in per-order streams."""

@@ -1,0 +1,94 @@
+"""Every error the ledger raises on purpose, in one hierarchy.
+
+Entrypoints map the two families to answers: `Rejected` will never succeed (HTTP 400, Alipay `fail`),
+`RetryLater` may succeed when asked again (HTTP 503, Alipay `fail`, Alipay comes back).
+"""
+
+
+class LedgerError(Exception):
+    """Root of the ledger's own errors."""
+
+    reason = "ledger_error"
+
+    def __init__(self, message: str = "", *, reason: str | None = None) -> None:
+        super().__init__(message or self.__doc__ or self.reason)
+        if reason is not None:
+            self.reason = reason
+
+
+class Rejected(LedgerError):
+    """The request is wrong and will stay wrong: answer 400 and change nothing."""
+
+    reason = "rejected"
+
+
+class MalformedNotification(Rejected):
+    """The notification body cannot be decoded into parameters."""
+
+    reason = "malformed"
+
+
+class SignatureInvalid(Rejected):
+    """The notification's signature does not verify with Alipay's public key for its app."""
+
+    reason = "bad_signature"
+
+
+class UnknownApp(Rejected):
+    """The notification names an app_id this ledger has no key for."""
+
+    reason = "unknown_app"
+
+
+class SellerMismatch(Rejected):
+    """The notification's seller_id is not the seller configured for its app."""
+
+    reason = "seller_mismatch"
+
+
+class InvalidRequest(Rejected):
+    """An API request has a missing or malformed field."""
+
+    reason = "invalid_request"
+
+
+class OrderConflict(LedgerError):
+    """The order exists with different registered details."""
+
+    reason = "order_conflict"
+
+
+class OrderNotFound(LedgerError):
+    """No stream exists for this order."""
+
+    reason = "order_not_found"
+
+
+class RetryLater(LedgerError):
+    """Nothing was recorded, but asking again may succeed: answer 503."""
+
+    reason = "retry_later"
+
+
+class LockTimeout(RetryLater):
+    """Another delivery of the same order held its lock for longer than we may wait."""
+
+    reason = "lock_timeout"
+
+
+class StorageUnavailable(RetryLater):
+    """The event store could not be reached or did not commit."""
+
+    reason = "storage_unavailable"
+
+
+class UnknownOrder(RetryLater):
+    """Strict mode: the order was never registered; Alipay retries while the merchant registers it."""
+
+    reason = "unknown_order"
+
+
+class TooManyConflicts(RetryLater):
+    """The order's stream kept moving under us; the bounded reload-and-decide loop gave up."""
+
+    reason = "version_conflicts"
