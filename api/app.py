@@ -1,0 +1,53 @@
+"""The Starlette application: routes, error mapping and the ledger's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api import health, notify, orders
+from api.views import LedgerJSON
+from ledger.bootstrap import Ledger
+from ledger.domain.errors import LedgerError, OrderConflict, OrderNotFound, Rejected, RetryLater
+
+STATUS = ((Rejected, 400), (OrderNotFound, 404), (OrderConflict, 409), (RetryLater, 503))
+
+
+async def ledger_error(request: Request, exc: Exception) -> Response:
+    status = next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
+    return LedgerJSON({"error": getattr(exc, "reason", "error"), "detail": str(exc)}, status_code=status)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return LedgerJSON({"error": "http", "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(ledger: Ledger, *, close_on_shutdown: bool = True) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if close_on_shutdown:
+            ledger.close()
+
+    app = Starlette(
+        routes=[
+            Route("/api/alipay/notify", notify.notify, methods=["POST"]),
+            Route("/api/orders", orders.register, methods=["POST"]),
+            Route("/api/orders/{out_trade_no}", orders.show, methods=["GET"]),
+            Route("/api/orders/{out_trade_no}/history", orders.history, methods=["GET"]),
+            Route("/api/rejected-callbacks", health.rejected, methods=["GET"]),
+            Route("/healthz", health.healthz, methods=["GET"]),
+            Route("/readyz", health.readyz, methods=["GET"]),
+        ],
+        exception_handlers={LedgerError: ledger_error, HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    app.state.ledger = ledger
+    return app

@@ -1,0 +1,36 @@
+"""Liveness, readiness and the operator's view of refused notifications."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from api.auth import require
+from api.views import LedgerJSON
+
+
+async def healthz(request: Request) -> LedgerJSON:
+    lock = request.app.state.ledger.lock.status()
+    return LedgerJSON({"status": "degraded" if lock["degraded"] else "ok", "lock": lock})
+
+
+async def readyz(request: Request) -> LedgerJSON:
+    """Ready while the event store answers. Redis down only degrades (the version check still fences),
+    so it is reported, but does not take the process out of a load balancer."""
+    ledger = request.app.state.ledger
+    lock = await run_in_threadpool(ledger.lock.status)
+    try:
+        head = await run_in_threadpool(ledger.store.ping)
+        database = {"ok": True, "head": head}
+    except Exception as exc:  # any failure to answer is "not ready"
+        database = {"ok": False, "error": type(exc).__name__}
+    ready = database["ok"]
+    body = {"status": "ready" if ready else "unavailable", "database": database, "lock": lock}
+    return LedgerJSON(body, status_code=200 if ready else 503)
+
+
+async def rejected(request: Request) -> LedgerJSON:
+    require(request, "operator")
+    limit = min(int(request.query_params.get("limit", "100") or 100), 1000)
+    rows = await run_in_threadpool(request.app.state.ledger.rejections.latest, limit)
+    return LedgerJSON({"rejected": rows})

@@ -1,0 +1,53 @@
+"""`POST /api/alipay/notify`: Alipay's asynchronous notification, answered `success` only once recorded."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+
+from ledger.alipay.form import MAX_BODY_BYTES
+from ledger.domain.errors import Rejected, RetryLater
+from ledger.service import RecordCallback
+
+log = logging.getLogger(__name__)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def notify(request: Request) -> PlainTextResponse:
+    try:
+        body = await read_limited(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
+        return PlainTextResponse("fail", status_code=413)
+    remote = request.client.host if request.client else ""
+    service = request.app.state.ledger.service
+    try:
+        await run_in_threadpool(service.record_callback, RecordCallback(body=body, remote_addr=remote))
+    except Rejected:
+        return PlainTextResponse("fail", status_code=400)
+    except RetryLater as exc:
+        log.warning("notification not recorded, Alipay will retry: %s", exc)
+        return PlainTextResponse("fail", status_code=503, headers={"Retry-After": "60"})
+    except Exception:
+        # Never a 500 page: Alipay only reads the body, and must come back once this is fixed.
+        log.exception("notification not recorded: unexpected error")
+        return PlainTextResponse("fail", status_code=503)
+    return PlainTextResponse("success")

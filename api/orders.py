@@ -1,0 +1,76 @@
+"""Order endpoints: registration by the merchant, the order's state, and its full history for auditors."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from api.auth import require
+from api.views import LedgerJSON, event_view, order_view
+from ledger.domain.errors import InvalidRequest
+from ledger.domain.money import parse_amount
+from ledger.service import RegisterOrder
+
+
+def app_id_of(request: Request, given: object) -> str:
+    apps = request.app.state.ledger.settings.apps
+    if given is None and len(apps) == 1:
+        return str(next(iter(apps)))
+    if not isinstance(given, str) or given not in apps:
+        raise InvalidRequest(f"app_id must be one of the configured apps: {', '.join(sorted(apps))}")
+    return given
+
+
+async def register(request: Request) -> LedgerJSON:
+    require(request, "merchant")
+    try:
+        payload = await request.json()
+    except ValueError:
+        raise InvalidRequest("the body must be a JSON object") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    out_trade_no, amount = payload.get("out_trade_no"), payload.get("total_amount")
+    if not isinstance(out_trade_no, str) or not 0 < len(out_trade_no) <= 64:
+        raise InvalidRequest("out_trade_no must be a string of 1 to 64 characters")
+    if not isinstance(amount, str):
+        raise InvalidRequest('total_amount must be a string such as "88.00" (never a float)')
+    subject = payload.get("subject", "")
+    if not isinstance(subject, str):
+        raise InvalidRequest("subject must be a string")
+    cmd = RegisterOrder(app_id_of(request, payload.get("app_id")), out_trade_no,
+                        parse_amount(amount, field="total_amount"), subject)
+    order = await run_in_threadpool(request.app.state.ledger.service.register_order, cmd)
+    return LedgerJSON(order_view(order), status_code=201 if order.version <= 2 else 200)
+
+
+async def show(request: Request) -> LedgerJSON:
+    require(request, "merchant", "finance", "auditor", "operator")
+    order = await _load(request)
+    return LedgerJSON(order_view(order))
+
+
+async def history(request: Request) -> LedgerJSON:
+    require(request, "auditor", "operator")
+    app_id = app_id_of(request, request.query_params.get("app_id"))
+    events = await run_in_threadpool(request.app.state.ledger.service.history, app_id,
+                                     request.path_params["out_trade_no"])
+    if not events:
+        raise HTTPException(404, "no such order")
+    body = {"out_trade_no": request.path_params["out_trade_no"], "app_id": app_id,
+            "events": [event_view(e) for e in events]}
+    if "as_of_version" in request.query_params:
+        body["as_of"] = order_view(await _load(request))
+    return LedgerJSON(body)
+
+
+async def _load(request: Request):  # type: ignore[no-untyped-def]
+    app_id = app_id_of(request, request.query_params.get("app_id"))
+    version_text = request.query_params.get("as_of_version")
+    if version_text is not None and not version_text.isdigit():
+        raise InvalidRequest("as_of_version must be a positive integer")
+    order = await run_in_threadpool(request.app.state.ledger.service.get_order, app_id,
+                                    request.path_params["out_trade_no"], int(version_text) if version_text else None)
+    if order is None:
+        raise HTTPException(404, "no such order")
+    return order

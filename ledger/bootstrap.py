@@ -1,0 +1,64 @@
+"""The composition root: the one place that builds every adapter from the settings and wires them.
+
+Nothing connects to anything at import time; tests call `build(settings, lock=..., ...)` with twins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from ledger.locks import LocalOrderLock, OrderLock, RedisOrderLock
+from ledger.rejections import MemoryRejectionLog, RejectionLog, SqlRejectionLog
+from ledger.service import LedgerService
+from ledger.settings import Settings
+from ledger.sql import make_engine
+from ledger.store import LedgerStore, persistence_env
+
+
+@dataclass
+class Ledger:
+    settings: Settings
+    store: LedgerStore
+    lock: OrderLock
+    rejections: RejectionLog
+    service: LedgerService
+    closers: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLock | None = None,
+          rejections: RejectionLog | None = None, **service_options: Any) -> Ledger:
+    closers: list[Any] = []
+    database_url = str(settings.database_url)
+    if store is None:
+        store = LedgerStore(env=persistence_env(database_url, create_table=database_url.startswith("memory")))
+        closers.append(store.close)
+    if lock is None:
+        lock = _lock(settings, closers)
+    if rejections is None and database_url.startswith("memory"):
+        rejections = MemoryRejectionLog(size=settings.rejected_log_size)
+    elif rejections is None:
+        engine = make_engine(database_url)
+        closers.append(engine.dispose)
+        rejections = SqlRejectionLog(engine, size=settings.rejected_log_size)
+    service = LedgerService(store, lock, rejections, settings.apps,
+                            require_known_orders=settings.require_known_orders, **service_options)
+    return Ledger(settings, store, lock, rejections, service, closers)
+
+
+def _lock(settings: Settings, closers: list[Any]) -> OrderLock:
+    wait_seconds = settings.lock_wait_ms / 1000
+    if settings.redis_url is None:
+        return LocalOrderLock(wait_seconds=wait_seconds)
+    # Short socket timeouts: an unreachable Redis must degrade the lock in well under a second.
+    client = redis.Redis.from_url(str(settings.redis_url), socket_connect_timeout=0.5, socket_timeout=0.5,
+                                  health_check_interval=30)
+    closers.append(client.close)
+    return RedisOrderLock(client, prefix=settings.redis_prefix, ttl_seconds=settings.lock_ttl_seconds,
+                          wait_seconds=wait_seconds)

@@ -1,0 +1,125 @@
+"""The `ledger` command: serve, migrate, keygen, simulate, history."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from ledger.domain.errors import LedgerError
+from ledger.settings import Settings, SettingsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ledger", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="migrate the database, then serve the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    commands.add_parser("migrate", help="bring the database's tables up to date")
+    keygen = commands.add_parser("keygen", help="make a sandbox 'Alipay' key pair for simulate")
+    keygen.add_argument("--dir", type=Path, default=Path(".sandbox"))
+    sim = commands.add_parser("simulate", help="sign a notification as Alipay does and post it")
+    sim.add_argument("--url", default="http://127.0.0.1:8000/api/alipay/notify")
+    sim.add_argument("--private-key", type=Path, default=Path(".sandbox/alipay_private.pem"))
+    sim.add_argument("--app-id", default=os.environ.get("LEDGER_ALIPAY_APP_ID", ""))
+    sim.add_argument("--out-trade-no")
+    sim.add_argument("--trade-status", default="TRADE_SUCCESS")
+    sim.add_argument("--total-amount", default="88.00")
+    sim.add_argument("--seller-id", default=os.environ.get("LEDGER_ALIPAY_SELLER_ID") or "2088000000000001")
+    sim.add_argument("--refund-fee")
+    sim.add_argument("--out-biz-no")
+    sim.add_argument("--charset", default="utf-8")
+    sim.add_argument("--repeat", type=int, default=1, help="send the same notification this many times")
+    hist = commands.add_parser("history", help="print every event of an order's stream")
+    hist.add_argument("out_trade_no")
+    hist.add_argument("--app-id", default=os.environ.get("LEDGER_ALIPAY_APP_ID", ""))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except SettingsError as exc:
+        print(f"ledger: {exc}", file=sys.stderr)
+        return 2
+    except LedgerError as exc:
+        print(f"ledger: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from ledger.bootstrap import build
+    from ledger.migrations import migrate
+
+    settings = Settings.from_env(os.environ)
+    settings.require_apps()
+    migrate(str(settings.database_url))
+    uvicorn.run(create_app(build(settings)), host=args.host, port=args.port, log_level=args.log_level,
+                access_log=False)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from ledger.migrations import migrate
+
+    migrate(str(Settings.from_env(os.environ).database_url))
+    print("database is up to date")
+    return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from ledger.simulate import keygen
+
+    public = keygen(args.dir)
+    print(f"sandbox key pair written to {args.dir}/ (the private half stays with `ledger simulate`)")
+    print(f"export LEDGER_ALIPAY_PUBLIC_KEY_FILE={public}")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ledger.simulate import simulate
+
+    if not args.app_id:
+        raise SettingsError("give --app-id or set LEDGER_ALIPAY_APP_ID")
+    answers = simulate(args.url, args.private_key, args.app_id, out_trade_no=args.out_trade_no,
+                       repeat=args.repeat, trade_status=args.trade_status, total_amount=args.total_amount,
+                       seller_id=args.seller_id, refund_fee=args.refund_fee, out_biz_no=args.out_biz_no,
+                       charset=args.charset)
+    for status, body in answers:
+        print(f"HTTP {status} {body}")
+    return 0 if all(body == "success" for _, body in answers) else 1
+
+
+def _history(args: argparse.Namespace) -> int:
+    from api.views import event_view
+    from ledger.bootstrap import build
+
+    ledger = build(Settings.from_env(os.environ))
+    try:
+        events = ledger.service.history(args.app_id, args.out_trade_no)
+    finally:
+        ledger.close()
+    if not events:
+        print(f"no order {args.out_trade_no} for app {args.app_id}", file=sys.stderr)
+        return 1
+    for view in map(event_view, events):
+        print(f"v{view['version']:<3} {view['recorded_at']:%Y-%m-%d %H:%M:%S} {view['type']}")
+        data = view["data"]
+        params = data.pop("params", None)
+        for key, value in data.items():
+            print(f"       {key}: {value}")
+        if params:
+            print("       params: " + " ".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "sign"))
+    return 0
+
+
+COMMANDS = {"serve": _serve, "migrate": _migrate, "keygen": _keygen, "simulate": _simulate,
+            "history": _history}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The Order aggregate: one stream per (app_id, out_trade_no), every callback and state change an event.
+
+Public methods decide (comparisons, amounts, idempotency); private `@event` methods only record, because
+they run again on every replay. State changes are facts that happen at most once each (payment, finish,
+close, one refund per out_biz_no), so any interleaving or duplication of the same notifications ends in
+the same state, and the status never goes backwards.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.domain.errors import OrderConflict
+from ledger.domain.notice import TradeNotice
+
+ORDER_NAMESPACE = UUID("6f1c9c1e-3f0b-5d2a-9a57-3c2f1d0e8b41")
+ZERO = Decimal("0.00")
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"
+    PAID = "PAID"
+    FINISHED = "FINISHED"
+    CLOSED = "CLOSED"
+
+
+class Order(Aggregate):
+    @staticmethod
+    def create_id(app_id: str, out_trade_no: str) -> UUID:
+        return uuid5(ORDER_NAMESPACE, f"alipay/{app_id}/{out_trade_no}")
+
+    @event("Opened")
+    def __init__(self, app_id: str, out_trade_no: str) -> None:
+        self.app_id = app_id
+        self.out_trade_no = out_trade_no
+        self.registered = False
+        self.registered_amount: Decimal | None = None
+        self.subject = ""
+        self.payment: dict[str, Any] | None = None
+        self.finished = False
+        self.close_reason = ""
+        self.refunds: dict[str, Decimal] = {}
+        self.refunded = ZERO
+        self.mismatched_amounts: list[str] = []
+        self.deliveries: dict[str, int] = {}  # notify_id -> deliveries recorded
+
+    @property
+    def status(self) -> Status:
+        if self.close_reason:
+            return Status.CLOSED
+        if self.finished:
+            return Status.FINISHED
+        return Status.PAID if self.payment else Status.PENDING
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def register(self, total_amount: Decimal, subject: str) -> None:
+        if self.registered:
+            if (self.registered_amount, self.subject) != (total_amount, subject):
+                raise OrderConflict(f"order {self.out_trade_no} is registered with amount "
+                                    f"{self.registered_amount} and another subject or amount")
+            return
+        self._register(total_amount=total_amount, subject=subject)
+        if self.payment and self.payment["total_amount"] != total_amount:
+            self._mismatch(notified=self.payment["total_amount"], expected=total_amount, notify_id="")
+
+    def receive(self, notice: TradeNotice, params: dict[str, str], *, delivery_id: str,
+                received_at: datetime, remote_addr: str) -> None:
+        """Record one verified delivery, then apply whatever new facts it carries."""
+        self._receive(params=dict(params), notify_id=notice.notify_id, delivery_id=delivery_id,
+                      received_at=received_at, remote_addr=remote_addr,
+                      duplicate=notice.notify_id in self.deliveries)
+        if notice.implies_payment and not self._accept_amount(notice):
+            return
+        if notice.implies_payment and not self.payment:
+            self._confirm_payment(
+                trade_no=notice.trade_no, total_amount=notice.total_amount,
+                receipt_amount=notice.receipt_amount, buyer_pay_amount=notice.buyer_pay_amount,
+                gmt_payment=notice.gmt_payment, buyer_id=notice.buyer_id, seller_id=notice.seller_id,
+                notify_id=notice.notify_id)
+        refund_fee = notice.refund_fee
+        if notice.is_refund and refund_fee is not None and notice.refund_key not in self.refunds:
+            # refund_fee is the total refunded so far: a refund's own amount is what it adds to that.
+            self._record_refund(refund_key=notice.refund_key, out_biz_no=notice.out_biz_no,
+                                refund_fee=refund_fee, amount=max(ZERO, refund_fee - self.refunded),
+                                gmt_refund=notice.gmt_refund, notify_id=notice.notify_id)
+        if notice.trade_status == "TRADE_FINISHED" and not self.finished:
+            self._finish(gmt_close=notice.gmt_close, notify_id=notice.notify_id)
+        if notice.trade_status == "TRADE_CLOSED" and not self.close_reason:
+            self._close(reason="refunded" if notice.is_refund else "unpaid",
+                        gmt_close=notice.gmt_close, notify_id=notice.notify_id)
+
+    def _accept_amount(self, notice: TradeNotice) -> bool:
+        expected = self.registered_amount if self.registered else (
+            self.payment["total_amount"] if self.payment else None)
+        if expected is None or notice.total_amount == expected:
+            return True
+        if str(notice.total_amount) not in self.mismatched_amounts:
+            self._mismatch(notified=notice.total_amount, expected=expected, notify_id=notice.notify_id)
+        return False
+
+    # -- events: record only --------------------------------------------------------------------
+
+    @event("OrderRegistered")
+    def _register(self, total_amount: Decimal, subject: str) -> None:
+        self.registered, self.registered_amount, self.subject = True, total_amount, subject
+
+    @event("CallbackReceived")
+    def _receive(self, params: dict[str, str], notify_id: str, delivery_id: str, received_at: datetime,
+                 remote_addr: str, duplicate: bool) -> None:
+        self.deliveries[notify_id] = self.deliveries.get(notify_id, 0) + 1
+
+    @event("AmountMismatch")
+    def _mismatch(self, notified: Decimal | None, expected: Decimal, notify_id: str) -> None:
+        self.mismatched_amounts.append(str(notified))
+
+    @event("PaymentConfirmed")
+    def _confirm_payment(self, trade_no: str, total_amount: Decimal | None, receipt_amount: Decimal | None,
+                         buyer_pay_amount: Decimal | None, gmt_payment: str, buyer_id: str, seller_id: str,
+                         notify_id: str) -> None:
+        self.payment = {"trade_no": trade_no, "total_amount": total_amount, "receipt_amount": receipt_amount,
+                        "buyer_pay_amount": buyer_pay_amount, "gmt_payment": gmt_payment,
+                        "buyer_id": buyer_id, "seller_id": seller_id}
+
+    @event("RefundRecorded")
+    def _record_refund(self, refund_key: str, out_biz_no: str, refund_fee: Decimal, amount: Decimal,
+                       gmt_refund: str, notify_id: str) -> None:
+        self.refunds[refund_key] = refund_fee
+        self.refunded += amount
+
+    @event("TradeFinished")
+    def _finish(self, gmt_close: str, notify_id: str) -> None:
+        self.finished = True
+
+    @event("TradeClosed")
+    def _close(self, reason: str, gmt_close: str, notify_id: str) -> None:
+        self.close_reason = reason

@@ -1,0 +1,85 @@
+"""A bounded log of notifications the ledger refused (bad signature, unknown app or order), for security review.
+
+Refused notifications never touch an order stream; this log keeps the newest `size` of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+BODY_LIMIT = 2048
+
+metadata = sa.MetaData()
+rejected_callbacks = sa.Table(
+    "rejected_callbacks", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("remote_addr", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    received_at: datetime
+    remote_addr: str
+    reason: str
+    detail: str
+    body: str
+
+    @classmethod
+    def of(cls, received_at: datetime, remote_addr: str, reason: str, detail: str, body: bytes) -> Rejection:
+        text = body[:BODY_LIMIT].decode("ascii", errors="backslashreplace")
+        return cls(received_at, remote_addr, reason, detail[:500], text)
+
+
+class RejectionLog(Protocol):
+    def record(self, rejection: Rejection) -> None: ...
+    def latest(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+
+class SqlRejectionLog:
+    def __init__(self, engine: sa.Engine, *, size: int) -> None:
+        self.engine, self.size = engine, size
+
+    def record(self, rejection: Rejection) -> None:
+        # Never let the security log turn a clean 400 into an error: log and go on.
+        try:
+            with self.engine.begin() as conn:
+                new_id = conn.execute(rejected_callbacks.insert().values(**asdict(rejection))).inserted_primary_key[0]
+                conn.execute(rejected_callbacks.delete().where(rejected_callbacks.c.id <= new_id - self.size))
+        except sa.exc.SQLAlchemyError:
+            log.exception("could not record a rejected callback (%s)", rejection.reason)
+
+    def latest(self, limit: int = 100) -> list[dict[str, Any]]:
+        query = sa.select(rejected_callbacks).order_by(rejected_callbacks.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+
+class MemoryRejectionLog:
+    """The in-process twin, for unit tests."""
+
+    def __init__(self, *, size: int = 1000) -> None:
+        self._rows: deque[dict[str, Any]] = deque(maxlen=size)
+        self._ids = 0
+        self._lock = threading.Lock()
+
+    def record(self, rejection: Rejection) -> None:
+        with self._lock:
+            self._ids += 1
+            self._rows.append({"id": self._ids, **asdict(rejection)})
+
+    def latest(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(reversed(self._rows))[:limit]

@@ -1,0 +1,168 @@
+"""The application service: commands in, events out. Every entrypoint calls one method here.
+
+Exactly once: a per-order lock keeps concurrent copies of a notification from racing, and the stream's
+version check is the fence when the lock is gone (expired mid-work, or Redis unreachable): on a conflict
+we reload the order and decide again, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError, PersistenceError
+
+from ledger.alipay.form import parse_notification
+from ledger.alipay.signature import verify
+from ledger.domain.errors import (
+    Rejected, SellerMismatch, StorageUnavailable, TooManyConflicts, UnknownApp, UnknownOrder,
+)
+from ledger.domain.notice import TradeNotice
+from ledger.domain.order import Order
+from ledger.locks import OrderLock
+from ledger.rejections import Rejection, RejectionLog
+from ledger.settings import AlipayApp
+from ledger.store import LedgerStore
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class RecordCallback:
+    body: bytes
+    remote_addr: str
+
+
+@dataclass(frozen=True)
+class RegisterOrder:
+    app_id: str
+    out_trade_no: str
+    total_amount: Decimal
+    subject: str = ""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    order_id: UUID
+    out_trade_no: str
+    version: int
+    status: str
+    duplicate: bool
+    degraded: bool
+
+
+class LedgerService:
+    def __init__(self, store: LedgerStore, lock: OrderLock, rejections: RejectionLog,
+                 apps: Mapping[str, AlipayApp], *, require_known_orders: bool = False,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.store, self.lock, self.rejections, self.apps = store, lock, rejections, apps
+        self.require_known_orders = require_known_orders
+        self.clock = clock
+
+    def record_callback(self, cmd: RecordCallback) -> Recorded:
+        received_at = self.clock()
+        try:
+            params = parse_notification(cmd.body)
+            app = self.apps.get(params.get("app_id", ""))
+            if app is None:
+                raise UnknownApp(f"no Alipay key is configured for app_id {params.get('app_id')!r}")
+            verify(params, app.public_key)
+            if app.seller_id and params.get("seller_id") != app.seller_id:
+                raise SellerMismatch(f"seller_id {params.get('seller_id')!r} is not this merchant's seller")
+            notice = TradeNotice.from_params(params)
+        except Rejected as exc:
+            self._reject(cmd, received_at, exc)
+            raise
+        delivery_id = uuid4().hex
+        with self.lock.hold(f"{notice.app_id}/{notice.out_trade_no}") as hold:
+            order = self._decide_and_save(notice, lambda order: order.receive(
+                notice, params, delivery_id=delivery_id, received_at=received_at, remote_addr=cmd.remote_addr),
+                cmd=cmd, received_at=received_at)
+        return Recorded(order.id, order.out_trade_no, order.version, order.status.value,
+                        duplicate=order.deliveries[notice.notify_id] > 1, degraded=hold.degraded)
+
+    def register_order(self, cmd: RegisterOrder) -> Order:
+        with self.lock.hold(f"{cmd.app_id}/{cmd.out_trade_no}"):
+            return self._save_with_retries(
+                Order.create_id(cmd.app_id, cmd.out_trade_no),
+                lambda order: order.register(cmd.total_amount, cmd.subject),
+                create=lambda: Order(app_id=cmd.app_id, out_trade_no=cmd.out_trade_no))
+
+    def get_order(self, app_id: str, out_trade_no: str, version: int | None = None) -> Order | None:
+        order_id = Order.create_id(app_id, out_trade_no)
+        try:
+            if version is None:
+                return self.store.get_order(order_id)
+            return self.store.repository.get(order_id, version=version)  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            return None
+        except PersistenceError as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    def history(self, app_id: str, out_trade_no: str) -> list[object]:
+        try:
+            return list(self.store.events.get(Order.create_id(app_id, out_trade_no)))
+        except PersistenceError as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    def _decide_and_save(self, notice: TradeNotice, decide: Callable[[Order], None], *,
+                         cmd: RecordCallback, received_at: datetime) -> Order:
+        def create() -> Order:
+            if self.require_known_orders:
+                raise UnknownOrder(f"order {notice.out_trade_no} is not registered")
+            return Order(app_id=notice.app_id, out_trade_no=notice.out_trade_no)
+
+        def guarded(order: Order) -> None:
+            if self.require_known_orders and not order.registered:
+                raise UnknownOrder(f"order {notice.out_trade_no} is not registered")
+            decide(order)
+
+        try:
+            return self._save_with_retries(Order.create_id(notice.app_id, notice.out_trade_no), guarded,
+                                           create=create)
+        except UnknownOrder as exc:
+            self._reject(cmd, received_at, exc)
+            raise
+
+    def _save_with_retries(self, order_id: UUID, decide: Callable[[Order], None], *,
+                           create: Callable[[], Order]) -> Order:
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                order = self.store.get_order(order_id)
+                loaded = order.version if order else 0
+                if order is None:
+                    order = create()
+                decide(order)
+                pending = list(order.collect_events())
+                if not pending:
+                    return order
+                try:
+                    self.store.save(*pending)
+                    return order
+                except IntegrityError:
+                    if self._committed_anyway(order_id, loaded, pending):
+                        return order
+                    log.info("version conflict on order %s at version %s: deciding again", order_id, loaded)
+            except PersistenceError as exc:
+                raise StorageUnavailable(f"event store unavailable: {exc}") from exc
+        raise TooManyConflicts(f"order {order_id} kept changing; gave up after {MAX_ATTEMPTS} attempts")
+
+    def _committed_anyway(self, order_id: UUID, loaded: int, pending: list[object]) -> bool:
+        """After a lost connection the library retries a commit that went through: the retry conflicts.
+
+        A delivery is recognised by its delivery_id; other commands are idempotent and just decide again.
+        """
+        mine = next((d for d in (getattr(e, "delivery_id", None) for e in pending) if d), None)
+        return mine is not None and any(
+            getattr(e, "delivery_id", None) == mine for e in self.store.events.get(order_id, gt=loaded))
+
+    def _reject(self, cmd: RecordCallback, received_at: datetime, exc: Exception) -> None:
+        reason = getattr(exc, "reason", "rejected")
+        log.warning("refused notification from %s: %s (%s)", cmd.remote_addr, reason, exc)
+        self.rejections.record(Rejection.of(received_at, cmd.remote_addr, reason, str(exc), cmd.body))

@@ -1,0 +1,157 @@
+"""Configuration: every `LEDGER_*` environment variable, read once, typed and validated at start-up."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from starlette.config import Config
+from starlette.datastructures import Secret
+
+from ledger.alipay.keys import load_public_key
+from ledger.domain.errors import LedgerError
+from ledger.store import persistence_env
+
+ROLES = frozenset({"merchant", "auditor", "finance", "operator"})
+
+
+class SettingsError(LedgerError):
+    """The configuration is missing something or has a malformed value."""
+
+    reason = "settings"
+
+
+@dataclass(frozen=True)
+class AlipayApp:
+    app_id: str
+    public_key: RSAPublicKey = field(repr=False)
+    seller_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: Secret
+    redis_url: Secret | None
+    redis_prefix: str
+    apps: Mapping[str, AlipayApp]
+    lock_ttl_seconds: float
+    lock_wait_ms: int
+    api_tokens: Mapping[str, frozenset[str]] = field(repr=False)
+    require_known_orders: bool
+    rejected_log_size: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read the settings, collecting every problem into one SettingsError."""
+        problems: list[str] = []
+        config = Config(environ=dict(environ), env_prefix="LEDGER_")
+
+        def read(key: str, cast: Any = None, default: Any = None) -> Any:
+            try:
+                return config(key, cast=cast, default=default)
+            except ValueError:
+                problems.append(f"LEDGER_{key} is not a valid {getattr(cast, '__name__', 'value')}")
+                return default
+
+        database_url = read("DATABASE_URL", default="sqlite:///ledger.db")
+        try:
+            persistence_env(database_url)
+        except ValueError as exc:
+            problems.append(f"LEDGER_DATABASE_URL: {exc}")
+        redis_url = read("REDIS_URL") or None
+        if redis_url and not re.match(r"^rediss?://", redis_url):
+            problems.append("LEDGER_REDIS_URL must start with redis:// or rediss://")
+        settings = cls(
+            database_url=Secret(database_url),
+            redis_url=Secret(redis_url) if redis_url else None,
+            redis_prefix=read("REDIS_PREFIX", default="ledger"),
+            apps=_apps(environ, problems),
+            lock_ttl_seconds=_positive(read("LOCK_TTL_SECONDS", float, 300.0), "LOCK_TTL_SECONDS", problems),
+            lock_wait_ms=_positive(read("LOCK_WAIT_MS", int, 3000), "LOCK_WAIT_MS", problems),
+            api_tokens=_tokens(read("API_TOKENS", default=""), problems),
+            require_known_orders=read("REQUIRE_KNOWN_ORDERS", _flag, False),
+            rejected_log_size=_positive(read("REJECTED_LOG_SIZE", int, 10_000), "REJECTED_LOG_SIZE", problems),
+        )
+        if problems:
+            raise SettingsError("invalid configuration:\n  - " + "\n  - ".join(problems))
+        return settings
+
+    def require_apps(self) -> None:
+        if not self.apps:
+            raise SettingsError("no Alipay app configured: set LEDGER_ALIPAY_APP_ID and "
+                                "LEDGER_ALIPAY_PUBLIC_KEY (or LEDGER_ALIPAY_PUBLIC_KEY_FILE)")
+
+
+def _flag(value: str) -> bool:
+    lowered = str(value).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+_flag.__name__ = "flag (on/off)"
+
+
+def _positive(value: Any, key: str, problems: list[str]) -> Any:
+    if value is not None and value <= 0:
+        problems.append(f"LEDGER_{key} must be greater than zero")
+    return value
+
+
+def _tokens(text: str, problems: list[str]) -> dict[str, frozenset[str]]:
+    tokens: dict[str, set[str]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        role, sep, token = item.partition(":")
+        if not sep or not token or role not in ROLES:
+            # Never echo the item: it holds a secret.
+            problems.append(f"LEDGER_API_TOKENS: each entry is role:token with role one of {sorted(ROLES)}")
+            continue
+        tokens.setdefault(token, set()).add(role)
+    return {token: frozenset(roles) for token, roles in tokens.items()}
+
+
+def _apps(environ: Mapping[str, str], problems: list[str]) -> dict[str, AlipayApp]:
+    """The default app (LEDGER_ALIPAY_*), plus one per name in LEDGER_ALIPAY_APPS (LEDGER_ALIPAY_<NAME>_*)."""
+    apps: dict[str, AlipayApp] = {}
+    names = [n.strip().upper() for n in environ.get("LEDGER_ALIPAY_APPS", "").split(",") if n.strip()]
+    for prefix in ["LEDGER_ALIPAY_", *(f"LEDGER_ALIPAY_{name}_" for name in names)]:
+        app = _app(environ, prefix, problems, required=prefix != "LEDGER_ALIPAY_")
+        if app and app.app_id in apps:
+            problems.append(f"{prefix}APP_ID {app.app_id} is configured twice")
+        elif app:
+            apps[app.app_id] = app
+    return apps
+
+
+def _app(environ: Mapping[str, str], prefix: str, problems: list[str], *, required: bool) -> AlipayApp | None:
+    app_id = environ.get(prefix + "APP_ID", "").strip()
+    key_text, key_file = environ.get(prefix + "PUBLIC_KEY", ""), environ.get(prefix + "PUBLIC_KEY_FILE", "")
+    if not app_id:
+        if required or key_text or key_file:
+            problems.append(f"{prefix}APP_ID is required")
+        return None
+    if key_text and key_file:
+        problems.append(f"set {prefix}PUBLIC_KEY or {prefix}PUBLIC_KEY_FILE, not both")
+        return None
+    if key_file:
+        try:
+            key_text = Path(key_file).read_text()
+        except OSError as exc:
+            problems.append(f"{prefix}PUBLIC_KEY_FILE cannot be read: {exc.strerror}: {key_file}")
+            return None
+    if not key_text:
+        problems.append(f"{prefix}PUBLIC_KEY or {prefix}PUBLIC_KEY_FILE is required for app {app_id}")
+        return None
+    try:
+        public_key = load_public_key(key_text)
+    except ValueError as exc:
+        problems.append(f"{prefix}PUBLIC_KEY of app {app_id}: {exc}")
+        return None
+    return AlipayApp(app_id=app_id, public_key=public_key,
+                     seller_id=environ.get(prefix + "SELLER_ID", "").strip() or None)
