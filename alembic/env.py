@@ -1,7 +1,6 @@
 """Alembic environment: migrations run on the connection `ledger.migrations` hands over."""
 
 from alembic import context
-
 from ledger.rejections import metadata
 
 connection = context.config.attributes.get("connection")

@@ -18,7 +18,7 @@ async def readyz(request: Request) -> LedgerJSON:
     """Ready while the event store answers. Redis down only degrades (the version check still fences),
     so it is reported, but does not take the process out of a load balancer."""
     ledger = request.app.state.ledger
-    lock = await run_in_threadpool(ledger.lock.status)
+    lock = await run_in_threadpool(ledger.lock.check)
     try:
         head = await run_in_threadpool(ledger.store.ping)
         database = {"ok": True, "head": head}

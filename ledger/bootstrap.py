@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ledger.locks import LocalOrderLock, OrderLock, RedisOrderLock
 from ledger.rejections import MemoryRejectionLog, RejectionLog, SqlRejectionLog
@@ -58,7 +60,7 @@ def _lock(settings: Settings, closers: list[Any]) -> OrderLock:
         return LocalOrderLock(wait_seconds=wait_seconds)
     # Short socket timeouts: an unreachable Redis must degrade the lock in well under a second.
     client = redis.Redis.from_url(str(settings.redis_url), socket_connect_timeout=0.5, socket_timeout=0.5,
-                                  health_check_interval=30)
+                                  retry=Retry(NoBackoff(), 1))
     closers.append(client.close)
     return RedisOrderLock(client, prefix=settings.redis_prefix, ttl_seconds=settings.lock_ttl_seconds,
                           wait_seconds=wait_seconds)

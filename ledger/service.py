@@ -8,6 +8,8 @@ we reload the order and decide again, a bounded number of times.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +22,12 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 from ledger.alipay.form import parse_notification
 from ledger.alipay.signature import verify
 from ledger.domain.errors import (
-    Rejected, SellerMismatch, StorageUnavailable, TooManyConflicts, UnknownApp, UnknownOrder,
+    Rejected,
+    SellerMismatch,
+    StorageUnavailable,
+    TooManyConflicts,
+    UnknownApp,
+    UnknownOrder,
 )
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
@@ -30,7 +37,7 @@ from ledger.settings import AlipayApp
 from ledger.store import LedgerStore
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,10 @@ class LedgerService:
 
     def _save_with_retries(self, order_id: UUID, decide: Callable[[Order], None], *,
                            create: Callable[[], Order]) -> Order:
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                # Without the lock (Redis down) writers of one order collide; jitter spreads them out.
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))
             try:
                 order = self.store.get_order(order_id)
                 loaded = order.version if order else 0

@@ -7,7 +7,13 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from ledger.alipay.sandbox import encode_form, generate_key_pair, load_private_key, sign_params, trade_notification
+from ledger.alipay.sandbox import (
+    encode_form,
+    generate_key_pair,
+    load_private_key,
+    sign_params,
+    trade_notification,
+)
 
 PRIVATE_NAME, PUBLIC_NAME = "alipay_private.pem", "alipay_public.txt"
 
@@ -24,7 +30,9 @@ def keygen(directory: Path) -> Path:
 
 
 def post(url: str, body: bytes, timeout: float = 10) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=body, method="POST", headers={
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an HTTP URL: {url}")
+    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310 - checked above
         "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own URL

@@ -38,7 +38,8 @@ def persistence_env(database_url: str, *, create_table: bool = True, pool_size: 
             "POSTGRES_USER": unquote(parts.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             # A stall must surface in seconds as a 503, not hang Alipay's request.
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_CONNECT_TIMEOUT": "2",
+            "APPLICATION_RECORDER_TOPIC": "ledger.pgrecorder:FailFastPostgresRecorder",
             "POSTGRES_LOCK_TIMEOUT": "5",
             "POSTGRES_PRE_PING": "y",
             # At least as many connections as threads that call the store (Starlette's pool is 40).

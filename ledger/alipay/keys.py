@@ -1,0 +1,76 @@
+"""Load Alipay's RSA public key from whichever form a merchant pasted: console base64 DER, PEM, PKCS#1
+or an X.509 certificate (certificate mode)."""
+
+import base64
+import re
+from collections.abc import Callable
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+_PRIVATE = "this is a private key; configure Alipay's public key"
+# Matched after all whitespace is gone, so "BEGIN RSA PUBLIC KEY" reads "BEGINRSAPUBLICKEY".
+_PEM = re.compile(r"-----BEGIN([A-Z0-9]+)-----(.*?)-----END\1-----")
+
+
+def load_public_key(text: str) -> RSAPublicKey:
+    """Alipay's public key from `text`; ValueError with the reason when it is not an RSA public key."""
+    if not isinstance(text, str):
+        raise ValueError("the key must be given as text")
+    # Keys kept in env files or JSON often carry literal "\n" escapes; a backslash is never part of a key.
+    compact = "".join(text.replace("\\n", "\n").replace("\\r", "\r").split())
+    if not compact:
+        raise ValueError("the key is empty")
+    match = _PEM.search(compact)
+    if match:
+        label, body = match.groups()
+    elif "-----" in compact:
+        raise ValueError("the key's PEM armour is incomplete or its BEGIN and END lines differ")
+    else:
+        label, body = "", compact
+    if "PRIVATE" in label:
+        raise ValueError(_PRIVATE)
+    key = _load_der(_b64decode(body))
+    if not isinstance(key, RSAPublicKey):
+        raise ValueError("this is not an RSA key; Alipay signs with RSA")
+    return key
+
+
+def _b64decode(body: str) -> bytes:
+    try:
+        return base64.b64decode(body, validate=True)
+    except ValueError:  # binascii.Error, or non-ASCII characters
+        raise ValueError("the key is not valid base64") from None
+
+
+def _certificate_key(der: bytes) -> Any:
+    return x509.load_der_x509_certificate(der).public_key()
+
+
+# SubjectPublicKeyInfo first (the console's form); cryptography falls back to bare PKCS#1 by itself.
+_LOADERS: tuple[Callable[[bytes], Any], ...] = (serialization.load_der_public_key, _certificate_key)
+
+
+def _load_der(der: bytes) -> Any:
+    for loader in _LOADERS:
+        try:
+            return loader(der)
+        except (ValueError, UnsupportedAlgorithm):
+            continue
+    if _is_private_key(der):
+        raise ValueError(_PRIVATE)
+    raise ValueError("not a public key in base64 DER, PEM, PKCS#1 or X.509 certificate form")
+
+
+def _is_private_key(der: bytes) -> bool:
+    # Alipay's key tool shows the app's private key as one base64 line too, easily pasted by mistake.
+    try:
+        serialization.load_der_private_key(der, password=None)
+    except TypeError:  # encrypted: it wants a password, so it is a private key all the same
+        return True
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return True

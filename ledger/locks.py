@@ -1,0 +1,195 @@
+"""Per-order lock: one delivery of an order is decided at a time, across processes (Redis) or threads (local).
+
+The lock only narrows races: the event store's version check stays the fence that keeps the log right.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockNotOwnedError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.lock import Lock
+
+from ledger.domain.errors import LockTimeout
+
+log = logging.getLogger(__name__)
+
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+
+
+@dataclass
+class LockHold:
+    """What a holder learns: `degraded` on entry (no lock was taken), `expired` after exit."""
+
+    degraded: bool = False
+    expired: bool = False
+
+
+class OrderLock(Protocol):
+    def hold(self, key: str) -> AbstractContextManager[LockHold]: ...
+
+    def status(self) -> dict[str, object]: ...
+
+    def check(self) -> dict[str, object]:
+        """Ask the backend now (one round trip), then report `status()`."""
+        ...
+
+
+class RedisOrderLock:
+    """The lock shared by every process, on redis-py's `Lock` (SET NX PX with a token, compare-and-delete).
+
+    Build `client` with short timeouts and few retries, e.g. `socket_connect_timeout=0.5, socket_timeout=0.5,
+    retry=Retry(NoBackoff(), 1)`: with Redis gone we run degraded instead of stalling, and redis-py's default
+    retries would first spend seconds per request. After a failure Redis is left alone for `recheck_seconds`.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        ttl_seconds: float,
+        wait_seconds: float,
+        recheck_seconds: float = 1.0,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ttl = ttl_seconds
+        self._wait = wait_seconds
+        self._recheck = recheck_seconds
+        self._state = threading.Lock()
+        self._degraded = False
+        self._detail = "redis reachable"
+        self._recheck_at = 0.0
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[LockHold]:
+        hold = LockHold()
+        lock = self._acquire(key)
+        if lock is None:
+            hold.degraded = True
+            yield hold
+            return
+        try:
+            yield hold
+        finally:
+            self._release(lock, hold)
+
+    def status(self) -> dict[str, object]:
+        with self._state:
+            return {"backend": "redis", "degraded": self._degraded, "detail": self._detail}
+
+    def check(self) -> dict[str, object]:
+        try:
+            self._client.ping()
+        except _UNREACHABLE as exc:
+            self._went_down(exc)
+        else:
+            self._came_back()
+        return self.status()
+
+    def _acquire(self, key: str) -> Lock | None:
+        with self._state:
+            if self._degraded and time.monotonic() < self._recheck_at:
+                return None
+        lock = self._client.lock(
+            f"{self._prefix}:lock:{key}",
+            timeout=self._ttl,
+            sleep=0.005,
+            blocking=True,
+            blocking_timeout=self._wait,
+            # Enter and exit may run on different threads (async frameworks); the token belongs to the hold.
+            thread_local=False,
+        )
+        try:
+            acquired = lock.acquire()
+        except _UNREACHABLE as exc:
+            self._went_down(exc)
+            return None
+        self._came_back()
+        if not acquired:
+            raise LockTimeout(f"order {key!r} stayed locked for more than {self._wait} s")
+        return lock
+
+    def _release(self, lock: Lock, hold: LockHold) -> None:
+        try:
+            lock.release()
+        except LockNotOwnedError:
+            # Someone else may have written meanwhile; the store's version check turned that into a conflict.
+            hold.expired = True
+            log.warning("lock %s expired before its holder finished (ttl %s s)", lock.name, self._ttl)
+        except _UNREACHABLE as exc:
+            log.warning("could not release lock %s (%s); it expires within %s s", lock.name, exc, self._ttl)
+            self._went_down(exc)
+
+    def _went_down(self, exc: Exception) -> None:
+        with self._state:
+            self._recheck_at = time.monotonic() + self._recheck
+            if self._degraded:
+                return
+            self._degraded = True
+            self._detail = f"redis unreachable ({exc}); orders are processed without the lock"
+        log.warning("Redis unreachable, running without per-order locks until it answers: %s", exc)
+
+    def _came_back(self) -> None:
+        with self._state:
+            if not self._degraded:
+                return
+            self._degraded = False
+            self._detail = "redis reachable"
+        log.info("Redis answers again; per-order locks are back")
+
+
+class _Slot:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0  # holders plus waiters: the slot may go only when this is back to zero
+
+
+class LocalOrderLock:
+    """The in-process twin for the embedded mode (one process): per-order mutual exclusion across threads."""
+
+    def __init__(self, *, wait_seconds: float) -> None:
+        self._wait = wait_seconds
+        self._guard = threading.Lock()
+        self._slots: dict[str, _Slot] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[LockHold]:
+        with self._guard:
+            slot = self._slots.setdefault(key, _Slot())
+            slot.users += 1
+        try:
+            if not slot.lock.acquire(timeout=self._wait):
+                raise LockTimeout(f"order {key!r} stayed locked for more than {self._wait} s")
+            try:
+                yield LockHold()
+            finally:
+                slot.lock.release()
+        finally:
+            with self._guard:
+                slot.users -= 1
+                if slot.users == 0:
+                    del self._slots[key]
+
+    @property
+    def tracked_keys(self) -> int:
+        """How many orders are held or waited on right now."""
+        return len(self._slots)
+
+    def status(self) -> dict[str, object]:
+        return {"backend": "local", "degraded": False, "detail": "in-process lock, single process only"}
+
+    def check(self) -> dict[str, object]:
+        return self.status()

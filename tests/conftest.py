@@ -1,0 +1,133 @@
+"""Fixtures shared by the whole suite: the real PostgreSQL and Redis, a private Redis, a cuttable TCP proxy.
+
+Only tests that ask for a server (by fixture or by marker) make the session check for it, and start it if it
+is down; unit tests run without any server.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.bootstrap import Ledger, build
+from ledger.migrations import migrate
+from ledger.settings import Settings
+from tests.support.alipay import SandboxAlipay
+from tests.support.isolation import create_database, delete_keys, drop_database
+from tests.support.private_redis import PrivateRedis
+from tests.support.proxy import TcpProxy
+from tests.support.services import POSTGRES_URL, REDIS_URL, ensure_postgres, ensure_redis
+
+# Which servers a fixture needs, as a marker name, so `-m "not postgres"` deselects their tests.
+_SERVER_FIXTURES = {
+    "postgres_url": "postgres",
+    "redis_url": "redis",
+    "redis_prefix": "redis",
+    "private_redis": "slow",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & _SERVER_FIXTURES.keys():
+            item.add_marker(_SERVER_FIXTURES[fixture])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    needed = {marker.name for item in session.items for marker in item.iter_markers()}
+    for server, ensure in (("postgres", ensure_postgres), ("redis", ensure_redis)):
+        if server in needed and (problem := ensure()):
+            pytest.exit(problem, returncode=3)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh, empty database of this test's own; dropped afterwards."""
+    name, url = create_database(POSTGRES_URL)
+    try:
+        yield url
+    finally:
+        drop_database(name, POSTGRES_URL)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/ledger.db"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """URL of the shared Redis: use it only with `redis_prefix`, which cleans up after the test."""
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own on the shared Redis; every key under it is deleted afterwards."""
+    prefix = f"ledger-test-{uuid.uuid4().hex[:12]}"
+    try:
+        yield prefix
+    finally:
+        delete_keys(redis_url, prefix)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own, running (`.url`, `.port`, `.stop()`, `.start()`); killed after."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(tmp_path, binary)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def tcp_proxy() -> Iterator[Callable[[str, int], TcpProxy]]:
+    """Factory: `tcp_proxy(host, port)` gives a proxy to cut and restore; every proxy is closed afterwards."""
+    proxies: list[TcpProxy] = []
+
+    def start(host: str, port: int) -> TcpProxy:
+        proxies.append(TcpProxy(host, port))
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.close()
+
+
+@pytest.fixture(scope="session")
+def alipay() -> SandboxAlipay:
+    """The session's sandbox Alipay: signs notifications; `.env()` configures the ledger to trust it."""
+    return SandboxAlipay.new()
+
+
+@pytest.fixture
+def make_ledger(alipay: SandboxAlipay) -> Iterator[Callable[..., Ledger]]:
+    """Build a ledger from LEDGER_* settings (plus overrides for `build`); closed after the test."""
+    built: list[Ledger] = []
+
+    def make(database_url: str, *, migrate_first: bool = True, overrides: dict[str, Any] | None = None,
+             **env: str) -> Ledger:
+        settings = Settings.from_env({**alipay.env(), "LEDGER_DATABASE_URL": database_url,
+                                      "LEDGER_LOCK_WAIT_MS": "10000", **env})
+        if migrate_first:
+            migrate(database_url)
+        ledger = build(settings, **(overrides or {}))
+        built.append(ledger)
+        return ledger
+
+    yield make
+    for ledger in built:
+        ledger.close()

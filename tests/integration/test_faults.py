@@ -1,0 +1,123 @@
+"""Faults lose nothing and apply nothing twice: an expired lock, Redis stopped, the database cut off."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from ledger.bootstrap import Ledger
+from ledger.domain.errors import RetryLater
+from tests.integration.test_intake import kinds, record, ref
+from tests.support.alipay import SandboxAlipay
+
+
+def test_lock_that_expires_mid_work_is_fenced_by_the_version_check(
+        make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str, redis_prefix: str,
+        alipay: SandboxAlipay) -> None:
+    ledger = make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url, LEDGER_REDIS_PREFIX=redis_prefix,
+                         LEDGER_LOCK_TTL_SECONDS="0.3")
+    real_save, second_done = ledger.store.save, threading.Event()
+    first = threading.current_thread()
+
+    def slow_first_save(*items: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is first and not second_done.is_set():
+            # Pause past the lock's TTL while another delivery takes the lock and commits.
+            assert second_done.wait(10)
+        return real_save(*items, **kwargs)
+
+    ledger.store.save = slow_first_save  # type: ignore[method-assign]
+    order = ref()
+    body = alipay.body(order)
+
+    def second() -> None:
+        time.sleep(0.05)  # let the first delivery take the lock first
+        record(ledger, body)
+        second_done.set()
+
+    other = threading.Thread(target=second)
+    other.start()
+    result = record(ledger, body)
+    other.join()
+    counts = Counter(kinds(ledger, order))
+    assert counts["PaymentConfirmed"] == 1 and counts["CallbackReceived"] == 2
+    assert result.duplicate is True  # decided again after the conflict, on the other delivery's state
+
+
+def test_redis_stopped_keeps_accepting_with_the_version_check_alone_and_says_so(
+        make_ledger: Callable[..., Ledger], postgres_url: str, private_redis: Any,
+        alipay: SandboxAlipay) -> None:
+    ledger = make_ledger(postgres_url, LEDGER_REDIS_URL=private_redis.url)
+    assert record(ledger, alipay.body(ref())).degraded is False
+    private_redis.stop()
+    order = ref()
+    body = alipay.body(order)
+    results: list[Any] = []
+
+    def deliver() -> None:
+        try:
+            results.append(record(ledger, body))
+        except RetryLater as exc:  # bounded conflict retries gave up: Alipay is told to come back
+            results.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    successes = [r for r in results if not isinstance(r, Exception)]
+    assert len(results) == 20 and successes and all(r.degraded for r in successes)
+    counts = Counter(kinds(ledger, order))
+    assert counts["PaymentConfirmed"] == 1 and counts["CallbackReceived"] == len(successes)
+    assert ledger.lock.check()["degraded"] is True
+    private_redis.start()
+    assert ledger.lock.check()["degraded"] is False
+    assert record(ledger, alipay.body(ref())).degraded is False
+
+
+def test_database_cut_off_answers_retry_later_records_nothing_and_the_retry_applies_once(
+        make_ledger: Callable[..., Ledger], postgres_url: str, tcp_proxy: Any, alipay: SandboxAlipay) -> None:
+    from urllib.parse import urlsplit
+
+    direct = urlsplit(postgres_url)
+    proxy = tcp_proxy(direct.hostname, direct.port)
+    ledger = make_ledger(proxy.url_through(postgres_url))
+    record(ledger, alipay.body(ref()))  # the pool holds live connections through the proxy
+    order = ref()
+    body = alipay.body(order)
+    proxy.cut()
+    started = time.monotonic()
+    with pytest.raises(RetryLater):
+        record(ledger, body)
+    # Alipay must hear `fail` while it still listens: eventsourcing's own policy took about a minute.
+    assert time.monotonic() - started < 15
+    proxy.restore()
+    assert kinds(ledger, order) == []
+    record(ledger, body)
+    record(ledger, body)
+    assert Counter(kinds(ledger, order)) == Counter(Opened=1, CallbackReceived=2, PaymentConfirmed=1)
+
+
+def test_commit_that_went_through_but_came_back_as_a_conflict_is_not_recorded_twice(
+        make_ledger: Callable[..., Ledger], sqlite_url: str, alipay: SandboxAlipay) -> None:
+    ledger = make_ledger(sqlite_url)
+    real_save = ledger.store.save
+    calls = []
+
+    def commit_then_report_conflict(*items: Any, **kwargs: Any) -> Any:
+        # What eventsourcing's own retry does when the connection drops after the server committed.
+        calls.append(1)
+        real_save(*items, **kwargs)
+        if len(calls) == 1:
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return None
+
+    ledger.store.save = commit_then_report_conflict  # type: ignore[method-assign]
+    order = ref()
+    assert record(ledger, alipay.body(order)).status == "PAID"
+    assert kinds(ledger, order) == ["Opened", "CallbackReceived", "PaymentConfirmed"]
