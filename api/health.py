@@ -6,6 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.auth import require
+from api.orders import positive_int
 from api.views import LedgerJSON
 
 
@@ -31,6 +32,6 @@ async def readyz(request: Request) -> LedgerJSON:
 
 async def rejected(request: Request) -> LedgerJSON:
     require(request, "operator")
-    limit = min(int(request.query_params.get("limit", "100") or 100), 1000)
+    limit = positive_int(request.query_params.get("limit", "100"), "limit", most=1000)
     rows = await run_in_threadpool(request.app.state.ledger.rejections.latest, limit)
     return LedgerJSON({"rejected": rows})

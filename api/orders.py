@@ -40,8 +40,8 @@ async def register(request: Request) -> LedgerJSON:
         raise InvalidRequest("subject must be a string")
     cmd = RegisterOrder(app_id_of(request, payload.get("app_id")), out_trade_no,
                         parse_amount(amount, field="total_amount"), subject)
-    order = await run_in_threadpool(request.app.state.ledger.service.register_order, cmd)
-    return LedgerJSON(order_view(order), status_code=201 if order.version <= 2 else 200)
+    order, newly = await run_in_threadpool(request.app.state.ledger.service.register_order, cmd)
+    return LedgerJSON(order_view(order), status_code=201 if newly else 200)
 
 
 async def show(request: Request) -> LedgerJSON:
@@ -67,10 +67,18 @@ async def history(request: Request) -> LedgerJSON:
 async def _load(request: Request):  # type: ignore[no-untyped-def]
     app_id = app_id_of(request, request.query_params.get("app_id"))
     version_text = request.query_params.get("as_of_version")
-    if version_text is not None and not version_text.isdigit():
-        raise InvalidRequest("as_of_version must be a positive integer")
+    version = positive_int(version_text, "as_of_version") if version_text is not None else None
     order = await run_in_threadpool(request.app.state.ledger.service.get_order, app_id,
-                                    request.path_params["out_trade_no"], int(version_text) if version_text else None)
+                                    request.path_params["out_trade_no"], version)
     if order is None:
         raise HTTPException(404, "no such order")
+    if version is not None and order.version != version:
+        raise HTTPException(404, f"the order has no version {version} (its latest is {order.version})")
     return order
+
+
+def positive_int(text: str, name: str, *, most: int | None = None) -> int:
+    if not text.isdigit() or int(text) < 1 or (most is not None and int(text) > most):
+        limit = f" up to {most}" if most else ""
+        raise InvalidRequest(f"{name} must be a whole number from 1{limit}")
+    return int(text)

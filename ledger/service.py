@@ -94,12 +94,19 @@ class LedgerService:
         return Recorded(order.id, order.out_trade_no, order.version, order.status.value,
                         duplicate=order.deliveries[notice.notify_id] > 1, degraded=hold.degraded)
 
-    def register_order(self, cmd: RegisterOrder) -> Order:
+    def register_order(self, cmd: RegisterOrder) -> tuple[Order, bool]:
+        """The order, and whether this call registered it (False: it was registered alike before)."""
+        newly = False
+
+        def register(order: Order) -> None:
+            nonlocal newly
+            newly = not order.registered
+            order.register(cmd.total_amount, cmd.subject)
+
         with self.lock.hold(f"{cmd.app_id}/{cmd.out_trade_no}"):
-            return self._save_with_retries(
-                Order.create_id(cmd.app_id, cmd.out_trade_no),
-                lambda order: order.register(cmd.total_amount, cmd.subject),
-                create=lambda: Order(app_id=cmd.app_id, out_trade_no=cmd.out_trade_no))
+            order = self._save_with_retries(Order.create_id(cmd.app_id, cmd.out_trade_no), register,
+                                            create=lambda: Order(app_id=cmd.app_id, out_trade_no=cmd.out_trade_no))
+        return order, newly
 
     def get_order(self, app_id: str, out_trade_no: str, version: int | None = None) -> Order | None:
         order_id = Order.create_id(app_id, out_trade_no)

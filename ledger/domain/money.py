@@ -1,22 +1,22 @@
 """Money as `Decimal` yuan with two places: parsed strictly, never through float."""
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 from ledger.domain.errors import InvalidRequest
 
 CENT = Decimal("0.01")
 
 
+AMOUNT = re.compile(r"\d{1,13}(\.\d{1,2})?")
+
+
 def parse_amount(text: str, *, field: str) -> Decimal:
-    """Parse Alipay's `"88.00"` form; more than two decimals or a negative amount is an error."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise InvalidRequest(f"{field} is not an amount: {text!r}", reason="bad_amount") from None
-    if not value.is_finite() or value < 0 or value != value.quantize(CENT):
-        raise InvalidRequest(f"{field} must be a non-negative amount with at most two decimals: {text!r}",
+    """Parse Alipay's `"88.00"` form strictly: digits, at most two decimals; no sign, exponent or spaces."""
+    if not AMOUNT.fullmatch(text):
+        raise InvalidRequest(f"{field} must be an amount in yuan such as \"88.00\", not {text!r}",
                              reason="bad_amount")
-    return value.quantize(CENT)
+    return Decimal(text).quantize(CENT)
 
 
 def optional_amount(params: dict[str, str], field: str) -> Decimal | None:

@@ -1,0 +1,94 @@
+"""Real `ledger serve` processes: concurrent copies of one notification, across processes sharing
+PostgreSQL and Redis, and on the embedded default; and the README's demonstration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger.bootstrap import Ledger
+from tests.integration.test_intake import kinds
+from tests.support.alipay import SandboxAlipay
+from tests.support.server import LedgerServer
+from tests.support.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Callable[..., LedgerServer]]:
+    started: list[LedgerServer] = []
+
+    def start(env: dict[str, str]) -> LedgerServer:
+        server = LedgerServer(env, tmp_path / f"server-{len(started)}.log")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def post_concurrently(targets: list[LedgerServer], body: bytes, copies_each: int) -> list[tuple[int, str]]:
+    answers: list[tuple[int, str]] = []
+    start = threading.Barrier(len(targets) * copies_each)
+
+    def post(server: LedgerServer) -> None:
+        start.wait()
+        answers.append(server.notify(body))
+
+    threads = [threading.Thread(target=post, args=(s,)) for s in targets for _ in range(copies_each)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+@pytest.mark.slow
+def test_two_server_processes_receiving_copies_at_once_confirm_payment_exactly_once(
+        servers: Callable[..., LedgerServer], make_ledger: Callable[..., Ledger], postgres_url: str,
+        redis_url: str, redis_prefix: str, alipay: SandboxAlipay) -> None:
+    env = {**alipay.env(), "LEDGER_DATABASE_URL": postgres_url, "LEDGER_REDIS_URL": redis_url,
+           "LEDGER_REDIS_PREFIX": redis_prefix}
+    first, second = servers(env), servers(env)  # both migrate at start-up, concurrently
+    first.wait_ready()
+    second.wait_ready()
+    order = f"E{uuid.uuid4().hex[:12]}"
+    answers = post_concurrently([first, second], alipay.body(order), copies_each=25)
+    assert Counter(answers) == {(200, "success"): 50}
+    counts = Counter(kinds(make_ledger(postgres_url, migrate_first=False), order))
+    assert counts["PaymentConfirmed"] == 1
+    assert counts["CallbackReceived"] == 50  # every `success` matched by one recorded callback
+
+
+@pytest.mark.slow
+def test_embedded_default_server_confirms_fifty_concurrent_copies_once(
+        servers: Callable[..., LedgerServer], make_ledger: Callable[..., Ledger], sqlite_url: str,
+        alipay: SandboxAlipay) -> None:
+    server = servers({**alipay.env(), "LEDGER_DATABASE_URL": sqlite_url})
+    server.wait_ready()
+    order = f"E{uuid.uuid4().hex[:12]}"
+    answers = post_concurrently([server], alipay.body(order), copies_each=50)
+    assert Counter(answers) == {(200, "success"): 50}
+    counts = Counter(kinds(make_ledger(sqlite_url, migrate_first=False), order))
+    assert (counts["PaymentConfirmed"], counts["CallbackReceived"]) == (1, 50)
+
+
+@pytest.mark.slow
+def test_readme_demo_shows_a_simulated_notification_accepted_and_its_history(tmp_path: Path) -> None:
+    env = {**os.environ, "DEMO_EXIT": "1", "PORT": str(free_port()),
+           "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path}/demo.db"}
+    env.pop("LEDGER_ALIPAY_PUBLIC_KEY_FILE", None)
+    done = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("HTTP 200 success") == 2
+    assert "PaymentConfirmed" in done.stdout and "duplicate: True" in done.stdout

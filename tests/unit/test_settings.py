@@ -1,0 +1,169 @@
+"""Reading the `LEDGER_*` settings: defaults, every problem reported at once, and secrets kept out of sight."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.settings import Settings, SettingsError
+from tests.support.alipay import APP_ID, SandboxAlipay
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHOP2_APP_ID = "2021000000000002"
+
+
+@pytest.fixture
+def app_env(alipay: SandboxAlipay) -> dict[str, str]:
+    return alipay.env()
+
+
+def problems_of(environ: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(environ)
+    return str(caught.value)
+
+
+def test_defaults_are_an_embedded_sqlite_ledger_without_redis() -> None:
+    settings = Settings.from_env({})
+    assert str(settings.database_url) == "sqlite:///ledger.db"
+    assert (settings.redis_url, settings.redis_prefix) == (None, "ledger")
+    assert (settings.lock_ttl_seconds, settings.lock_wait_ms) == (300.0, 3000)
+    assert (settings.require_known_orders, settings.rejected_log_size) == (False, 10_000)
+    assert (dict(settings.apps), dict(settings.api_tokens)) == ({}, {})
+
+
+def test_values_given_are_read_and_typed(app_env: dict[str, str]) -> None:
+    settings = Settings.from_env({
+        **app_env, "LEDGER_DATABASE_URL": "postgresql://ledger:pw@db:5432/ledger",
+        "LEDGER_REDIS_URL": "rediss://cache:6380/1", "LEDGER_REDIS_PREFIX": "shop",
+        "LEDGER_LOCK_TTL_SECONDS": "12.5", "LEDGER_LOCK_WAIT_MS": "250", "LEDGER_REQUIRE_KNOWN_ORDERS": "on",
+        "LEDGER_API_TOKENS": "merchant:m1, operator:o1,auditor:o1", "LEDGER_ALIPAY_SELLER_ID": " 2088000000000001 ",
+    })
+    assert str(settings.redis_url) == "rediss://cache:6380/1"
+    assert (settings.redis_prefix, settings.lock_ttl_seconds, settings.lock_wait_ms) == ("shop", 12.5, 250)
+    assert settings.require_known_orders is True
+    assert settings.api_tokens == {"m1": {"merchant"}, "o1": {"operator", "auditor"}}
+    assert settings.apps[APP_ID].seller_id == "2088000000000001"
+
+
+def test_configured_app_without_its_public_key_is_an_error() -> None:
+    message = problems_of({"LEDGER_ALIPAY_APP_ID": APP_ID})
+    assert "LEDGER_ALIPAY_PUBLIC_KEY" in message and APP_ID in message
+
+
+def test_public_key_that_does_not_parse_is_an_error_naming_the_variable() -> None:
+    message = problems_of({"LEDGER_ALIPAY_APP_ID": APP_ID, "LEDGER_ALIPAY_PUBLIC_KEY": "not-a-key!"})
+    assert "LEDGER_ALIPAY_PUBLIC_KEY" in message and "base64" in message
+
+
+def test_public_key_without_an_app_id_is_an_error(app_env: dict[str, str]) -> None:
+    message = problems_of({"LEDGER_ALIPAY_PUBLIC_KEY": app_env["LEDGER_ALIPAY_PUBLIC_KEY"]})
+    assert "LEDGER_ALIPAY_APP_ID is required" in message
+
+
+@pytest.mark.parametrize(("environ", "variable"), [
+    ({"LEDGER_DATABASE_URL": "mysql://ledger:pw@db/ledger"}, "LEDGER_DATABASE_URL"),
+    ({"LEDGER_DATABASE_URL": "sqlite://ledger.db"}, "LEDGER_DATABASE_URL"),
+    ({"LEDGER_REDIS_URL": "http://cache:6379"}, "LEDGER_REDIS_URL"),
+    ({"LEDGER_LOCK_WAIT_MS": "soon"}, "LEDGER_LOCK_WAIT_MS"),
+    ({"LEDGER_LOCK_WAIT_MS": "0"}, "LEDGER_LOCK_WAIT_MS"),
+    ({"LEDGER_LOCK_TTL_SECONDS": "-1"}, "LEDGER_LOCK_TTL_SECONDS"),
+    ({"LEDGER_REQUIRE_KNOWN_ORDERS": "maybe"}, "LEDGER_REQUIRE_KNOWN_ORDERS"),
+    ({"LEDGER_REJECTED_LOG_SIZE": "lots"}, "LEDGER_REJECTED_LOG_SIZE"),
+    ({"LEDGER_API_TOKENS": "cashier:c-secret"}, "LEDGER_API_TOKENS"),
+    ({"LEDGER_API_TOKENS": "merchant-secret"}, "LEDGER_API_TOKENS"),
+    ({"LEDGER_API_TOKENS": "merchant:"}, "LEDGER_API_TOKENS"),
+], ids=["mysql-scheme", "sqlite-without-path", "redis-scheme", "wait-not-a-number", "wait-zero", "ttl-negative",
+        "flag-not-on-or-off", "log-size-not-a-number", "token-unknown-role", "token-without-colon",
+        "token-empty"])
+def test_malformed_value_is_an_error_naming_its_variable(environ: dict[str, str], variable: str) -> None:
+    assert variable in problems_of(environ)
+
+
+def test_every_problem_is_reported_in_one_error() -> None:
+    message = problems_of({"LEDGER_DATABASE_URL": "mysql://db/ledger", "LEDGER_REDIS_URL": "tcp://cache",
+                           "LEDGER_LOCK_WAIT_MS": "soon", "LEDGER_API_TOKENS": "cashier:c",
+                           "LEDGER_ALIPAY_APP_ID": APP_ID})
+    for variable in ("LEDGER_DATABASE_URL", "LEDGER_REDIS_URL", "LEDGER_LOCK_WAIT_MS", "LEDGER_API_TOKENS",
+                     "LEDGER_ALIPAY_PUBLIC_KEY"):
+        assert variable in message
+    assert message.count("\n  - ") == 5
+
+
+def test_token_secrets_never_appear_in_the_error_message() -> None:
+    message = problems_of({"LEDGER_API_TOKENS": "merchant:good-secret,cashier:leaky-secret,no-colon-secret,"
+                                                 "auditor:another-secret"})
+    for secret in ("good-secret", "leaky-secret", "no-colon-secret", "another-secret"):
+        assert secret not in message
+
+
+def test_secrets_never_appear_in_the_settings_repr(app_env: dict[str, str]) -> None:
+    settings = Settings.from_env({**app_env, "LEDGER_API_TOKENS": "merchant:m-secret-token,operator:o-secret-token",
+                                  "LEDGER_DATABASE_URL": "postgresql://ledger:db-password@db:5432/ledger",
+                                  "LEDGER_REDIS_URL": "redis://:redis-password@cache:6379/0"})
+    shown = repr(settings)
+    for secret in ("m-secret-token", "o-secret-token", "db-password", "redis-password"):
+        assert secret not in shown
+    assert APP_ID in shown
+
+
+def test_public_key_is_read_from_the_file_named(app_env: dict[str, str], tmp_path: Path) -> None:
+    key_file = tmp_path / "alipay_public.txt"
+    key_file.write_text(app_env["LEDGER_ALIPAY_PUBLIC_KEY"] + "\n")
+    settings = Settings.from_env({"LEDGER_ALIPAY_APP_ID": APP_ID, "LEDGER_ALIPAY_PUBLIC_KEY_FILE": str(key_file)})
+    expected = Settings.from_env(app_env).apps[APP_ID].public_key.public_numbers()
+    assert settings.apps[APP_ID].public_key.public_numbers() == expected
+
+
+def test_public_key_file_that_cannot_be_read_is_an_error_naming_the_variable(tmp_path: Path) -> None:
+    message = problems_of({"LEDGER_ALIPAY_APP_ID": APP_ID,
+                           "LEDGER_ALIPAY_PUBLIC_KEY_FILE": str(tmp_path / "missing.pem")})
+    assert "LEDGER_ALIPAY_PUBLIC_KEY_FILE" in message and "missing.pem" in message
+
+
+def test_public_key_given_both_inline_and_as_a_file_is_an_error(app_env: dict[str, str], tmp_path: Path) -> None:
+    message = problems_of({**app_env, "LEDGER_ALIPAY_PUBLIC_KEY_FILE": str(tmp_path / "key.pem")})
+    assert "not both" in message
+
+
+def test_further_apps_are_configured_by_name(app_env: dict[str, str]) -> None:
+    settings = Settings.from_env({
+        **app_env, "LEDGER_ALIPAY_APPS": "shop2", "LEDGER_ALIPAY_SHOP2_APP_ID": SHOP2_APP_ID,
+        "LEDGER_ALIPAY_SHOP2_PUBLIC_KEY": app_env["LEDGER_ALIPAY_PUBLIC_KEY"],
+        "LEDGER_ALIPAY_SHOP2_SELLER_ID": "2088000000000002",
+    })
+    assert set(settings.apps) == {APP_ID, SHOP2_APP_ID}
+    assert (settings.apps[SHOP2_APP_ID].seller_id, settings.apps[APP_ID].seller_id) == ("2088000000000002", None)
+
+
+def test_named_app_without_its_app_id_is_an_error(app_env: dict[str, str]) -> None:
+    message = problems_of({**app_env, "LEDGER_ALIPAY_APPS": "shop2"})
+    assert "LEDGER_ALIPAY_SHOP2_APP_ID is required" in message
+
+
+def test_the_same_app_id_configured_twice_is_an_error(app_env: dict[str, str]) -> None:
+    message = problems_of({**app_env, "LEDGER_ALIPAY_APPS": "shop2", "LEDGER_ALIPAY_SHOP2_APP_ID": APP_ID,
+                           "LEDGER_ALIPAY_SHOP2_PUBLIC_KEY": app_env["LEDGER_ALIPAY_PUBLIC_KEY"]})
+    assert "LEDGER_ALIPAY_SHOP2_APP_ID" in message and "twice" in message
+
+
+def test_serving_requires_at_least_one_app(app_env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match="LEDGER_ALIPAY_APP_ID"):
+        Settings.from_env({}).require_apps()
+    Settings.from_env(app_env).require_apps()
+
+
+def test_serve_with_a_malformed_public_key_exits_before_serving_with_a_clear_message(tmp_path: Path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "LEDGER_ALIPAY_APP_ID": APP_ID,
+           "LEDGER_ALIPAY_PUBLIC_KEY": "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A-broken",
+           "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db"}
+    done = subprocess.run([sys.executable, "-m", "ledger.cli", "serve", "--port", "0"], env=env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "LEDGER_ALIPAY_PUBLIC_KEY" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "ledger.db").exists()
