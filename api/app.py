@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,7 +30,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return LedgerJSON({"error": "http", "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(ledger: Ledger, *, close_on_shutdown: bool = True) -> Starlette:
+def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads: int = 8) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -50,4 +51,6 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True) -> Starlette:
         lifespan=lifespan,
     )
     app.state.ledger = ledger
+    # Few intake threads: every thread more competes for the GIL with the one holding the table lock.
+    app.state.intake_limiter = anyio.CapacityLimiter(intake_threads)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from starlette.concurrency import run_in_threadpool
+import anyio
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
@@ -40,7 +40,8 @@ async def notify(request: Request) -> PlainTextResponse:
     remote = request.client.host if request.client else ""
     service = request.app.state.ledger.service
     try:
-        await run_in_threadpool(service.record_callback, RecordCallback(body=body, remote_addr=remote))
+        await anyio.to_thread.run_sync(service.record_callback, RecordCallback(body=body, remote_addr=remote),
+                                       limiter=request.app.state.intake_limiter)
     except Rejected:
         return PlainTextResponse("fail", status_code=400)
     except RetryLater as exc:
