@@ -1,0 +1,89 @@
+"""The read model's tables: what finance queries directly. Alembic migrates them (alembic/versions)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+MONEY = sa.Numeric(14, 2)
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+order_status = sa.Table(
+    "order_status", metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=False),  # the log position of the order's first event
+    sa.Column("app_id", sa.String(32), nullable=False),
+    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("order_id", sa.String(36), nullable=False),
+    sa.Column("trade_no", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("registered", sa.Boolean, nullable=False),
+    sa.Column("registered_amount", MONEY),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("notified_amount", MONEY),
+    sa.Column("paid_amount", MONEY),
+    sa.Column("receipt_amount", MONEY),
+    sa.Column("refunded_amount", MONEY, nullable=False),
+    sa.Column("amount_mismatch", sa.Boolean, nullable=False),
+    sa.Column("buyer_id", sa.String(32)),
+    sa.Column("seller_id", sa.String(32)),
+    sa.Column("gmt_payment", sa.DateTime(timezone=True)),
+    sa.Column("first_callback_at", sa.DateTime(timezone=True)),
+    sa.Column("last_callback_at", sa.DateTime(timezone=True)),
+    sa.Column("callback_count", sa.Integer, nullable=False),
+    sa.Column("last_version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("app_id", "out_trade_no", name="uq_order_status_order"),
+    sa.Index("ix_order_status_status_payment", "status", "gmt_payment"),
+    sa.Index("ix_order_status_payment", "gmt_payment"),
+)
+
+
+callback_log = sa.Table(
+    "callback_log", metadata,
+    sa.Column("position", ID, primary_key=True, autoincrement=False),
+    sa.Column("app_id", sa.String(32), nullable=False),
+    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("notify_id", sa.String(64), nullable=False),
+    sa.Column("trade_status", sa.String(32), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("remote_addr", sa.String(64), nullable=False),
+    sa.Column("duplicate", sa.Boolean, nullable=False),
+    sa.Index("ix_callback_log_order", "app_id", "out_trade_no"),
+)
+
+
+daily_totals = sa.Table(
+    "daily_totals", metadata,
+    sa.Column("day", sa.Date, primary_key=True),  # China Standard Time
+    sa.Column("app_id", sa.String(32), primary_key=True),
+    sa.Column("payments_count", sa.Integer, nullable=False),
+    sa.Column("payments_amount", MONEY, nullable=False),
+    sa.Column("refunds_count", sa.Integer, nullable=False),
+    sa.Column("refunds_amount", MONEY, nullable=False),
+    sa.Column("net_amount", MONEY, nullable=False),
+)
+
+
+journal_entries = sa.Table(
+    "journal_entries", metadata,
+    sa.Column("position", ID, primary_key=True, autoincrement=False),  # one entry per event
+    sa.Column("line", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("app_id", sa.String(32), nullable=False),
+    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("account", sa.String(32), nullable=False),
+    sa.Column("amount", MONEY, nullable=False),  # debit positive, credit negative: an entry sums to zero
+    sa.Column("memo", sa.String(64), nullable=False),
+)
+
+
+projection_positions = sa.Table(
+    "projection_positions", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", ID, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+PROJECTED = {t.name: t for t in (order_status, callback_log, daily_totals, journal_entries)}
