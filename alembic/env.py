@@ -1,12 +1,16 @@
 """Alembic environment: migrations run on the connection `ledger.migrations` hands over."""
 
+import ledger.rejections
+import projections.tables
 from alembic import context
-from ledger.rejections import metadata
+
+# Both metadatas describe the head, for `alembic check`-style comparisons; migrations themselves are explicit.
+target_metadata = [ledger.rejections.metadata, projections.tables.metadata]
 
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise SystemExit("run migrations with `ledger migrate`, which knows the database URL")
 
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()

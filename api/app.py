@@ -30,10 +30,17 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return LedgerJSON({"error": "http", "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads: int = 8) -> Starlette:
+def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads: int = 8,
+               run_projections: bool = False) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        follower = ledger.follower() if run_projections and ledger.runner else None
+        if follower:
+            follower.start()
+        app.state.follower = follower
         yield
+        if follower:
+            follower.stop()
         if close_on_shutdown:
             ledger.close()
 
@@ -51,6 +58,7 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads
         lifespan=lifespan,
     )
     app.state.ledger = ledger
+    app.state.follower = None
     # Few intake threads: every thread more competes for the GIL with the one holding the table lock.
     app.state.intake_limiter = anyio.CapacityLimiter(intake_threads)
     return app

@@ -9,15 +9,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+import sqlalchemy as sa
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ledger.domain.errors import LedgerError
 from ledger.locks import LocalOrderLock, OrderLock, RedisOrderLock
 from ledger.rejections import MemoryRejectionLog, RejectionLog, SqlRejectionLog
 from ledger.service import LedgerService
 from ledger.settings import Settings
 from ledger.sql import make_engine
 from ledger.store import LedgerStore, persistence_env
+from projections import all_projections
+from projections.runner import Follower, ProjectionRunner
 
 
 @dataclass
@@ -27,7 +31,17 @@ class Ledger:
     lock: OrderLock
     rejections: RejectionLog
     service: LedgerService
+    engine: sa.Engine | None = None
+    runner: ProjectionRunner | None = None
     closers: list[Any] = field(default_factory=list)
+
+    def follower(self, poll_seconds: float = 1.0) -> Follower:
+        """A thread that keeps the projections caught up; the caller starts and stops it."""
+        if self.runner is None:
+            raise LedgerError("the in-memory store has no projections")
+        url = str(self.settings.database_url)
+        return Follower(self.runner, listen_url=url if url.startswith("postgres") else None,
+                        channel=getattr(self.store.recorder, "channel_name", ""), poll_seconds=poll_seconds)
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -43,15 +57,17 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
         closers.append(store.close)
     if lock is None:
         lock = _lock(settings, closers)
-    if rejections is None and database_url.startswith("memory"):
-        rejections = MemoryRejectionLog(size=settings.rejected_log_size)
-    elif rejections is None:
+    engine = runner = None
+    if not database_url.startswith("memory"):
         engine = make_engine(database_url)
         closers.append(engine.dispose)
-        rejections = SqlRejectionLog(engine, size=settings.rejected_log_size)
+        runner = ProjectionRunner(store, engine, all_projections())
+    if rejections is None:
+        rejections = (SqlRejectionLog(engine, size=settings.rejected_log_size) if engine
+                      else MemoryRejectionLog(size=settings.rejected_log_size))
     service = LedgerService(store, lock, rejections, settings.apps,
                             require_known_orders=settings.require_known_orders, **service_options)
-    return Ledger(settings, store, lock, rejections, service, closers)
+    return Ledger(settings, store, lock, rejections, service, engine, runner, closers)
 
 
 def _lock(settings: Settings, closers: list[Any]) -> OrderLock:

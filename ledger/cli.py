@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--out-biz-no")
     sim.add_argument("--charset", default="utf-8")
     sim.add_argument("--repeat", type=int, default=1, help="send the same notification this many times")
+    proj = commands.add_parser("projections", help="the read model's tables")
+    proj.add_argument("action", choices=["run", "rebuild", "status"],
+                      help="run: follow the log (a process of its own); rebuild: replay the whole log; "
+                           "status: positions and lag")
     hist = commands.add_parser("history", help="print every event of an order's stream")
     hist.add_argument("out_trade_no")
     hist.add_argument("--app-id", default=os.environ.get("LEDGER_ALIPAY_APP_ID", ""))
@@ -59,7 +64,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     settings.require_apps()
     migrate(str(settings.database_url))
-    uvicorn.run(create_app(build(settings)), host=args.host, port=args.port, log_level=args.log_level,
+    app = create_app(build(settings), run_projections=settings.projections_inline)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 access_log=False)
     return 0
 
@@ -118,8 +124,40 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _projections(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from ledger.bootstrap import build
+    from ledger.migrations import migrate
+
+    settings = Settings.from_env(os.environ)
+    migrate(str(settings.database_url))
+    ledger = build(settings)
+    try:
+        if ledger.runner is None:
+            raise SettingsError("projections need a SQL database (sqlite:/// or postgresql://)")
+        if args.action == "rebuild":
+            print(f"replayed {ledger.runner.rebuild()} events into fresh projection tables")
+        elif args.action == "status":
+            head = ledger.store.ping()
+            for name, position in sorted(ledger.runner.positions().items()):
+                print(f"{name:16} position {position:>10}  lag {head - position}")
+        else:
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            follower = ledger.follower()
+            follower.start()
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+            follower.stop()
+    finally:
+        ledger.close()
+    return 0
+
+
 COMMANDS = {"serve": _serve, "migrate": _migrate, "keygen": _keygen, "simulate": _simulate,
-            "history": _history}
+            "projections": _projections, "history": _history}
 
 if __name__ == "__main__":
     sys.exit(main())

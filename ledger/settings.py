@@ -43,6 +43,7 @@ class Settings:
     api_tokens: Mapping[str, frozenset[str]] = field(repr=False)
     require_known_orders: bool
     rejected_log_size: int
+    projections_inline: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -75,6 +76,7 @@ class Settings:
             api_tokens=_tokens(read("API_TOKENS", default=""), problems),
             require_known_orders=read("REQUIRE_KNOWN_ORDERS", _flag, False),
             rejected_log_size=_positive(read("REJECTED_LOG_SIZE", int, 10_000), "REJECTED_LOG_SIZE", problems),
+            projections_inline=_projections_mode(read("PROJECTIONS", default="inline"), problems),
         )
         if problems:
             raise SettingsError("invalid configuration:\n  - " + "\n  - ".join(problems))
@@ -96,6 +98,13 @@ def _flag(value: str) -> bool:
 
 
 _flag.__name__ = "flag (on/off)"
+
+
+def _projections_mode(value: str, problems: list[str]) -> bool:
+    if value not in ("inline", "separate"):
+        problems.append("LEDGER_PROJECTIONS must be inline (run inside ledger serve) or separate "
+                        "(run by `ledger projections run`)")
+    return value != "separate"
 
 
 def _positive(value: Any, key: str, problems: list[str]) -> Any:

@@ -16,5 +16,5 @@ def make_engine(database_url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         # The event store writes the same file from other connections: wait for its locks, don't fail.
         return sa.create_engine(url, connect_args={"timeout": 10})
-    return sa.create_engine(url, pool_size=2, max_overflow=4, pool_pre_ping=True,
+    return sa.create_engine(url, pool_size=4, max_overflow=8, pool_pre_ping=True,
                             connect_args={"connect_timeout": 5})

@@ -34,6 +34,7 @@ order_status = sa.Table(
     sa.Column("last_version", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("app_id", "out_trade_no", name="uq_order_status_order"),
+    sa.UniqueConstraint("order_id", name="uq_order_status_order_id"),
     sa.Index("ix_order_status_status_payment", "status", "gmt_payment"),
     sa.Index("ix_order_status_payment", "gmt_payment"),
 )

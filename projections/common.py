@@ -1,0 +1,59 @@
+"""What every projection shares: China Standard Time days, portable upserts, an order's natural key."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from projections.tables import order_status
+
+CST = timezone(timedelta(hours=8), "CST")
+
+
+def alipay_time(text: str) -> datetime | None:
+    """Alipay's `yyyy-MM-dd HH:mm:ss[.SSS]`, China Standard Time; None when absent or unreadable."""
+    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f"):
+        try:
+            return datetime.strptime(text, pattern).replace(tzinfo=CST)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def cst_day(text: str, fallback: datetime) -> date:
+    """The China-Standard-Time day of an Alipay time, or of when the event was recorded."""
+    moment = alipay_time(text) or fallback
+    return moment.astimezone(CST).date()
+
+
+def upsert_add(conn: sa.Connection, table: sa.Table, keys: dict[str, Any], amounts: dict[str, Any]) -> None:
+    """Insert the row, or add `amounts` to the existing one, in one statement on SQLite and PostgreSQL."""
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    statement = insert.values(**keys, **amounts).on_conflict_do_update(
+        index_elements=list(keys), set_={k: table.c[k] + insert.excluded[k] for k in amounts})
+    conn.execute(statement)
+
+
+class OrderKeys:
+    """order_id -> (app_id, out_trade_no), read from order_status (which runs first), remembered."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._known: dict[str, tuple[str, str]] = {}
+        self._size = size
+
+    def __call__(self, conn: sa.Connection, order_id: object) -> tuple[str, str]:
+        key = str(order_id)
+        if key not in self._known:
+            row = conn.execute(sa.select(order_status.c.app_id, order_status.c.out_trade_no)
+                               .where(order_status.c.order_id == key)).one()
+            if len(self._known) >= self._size:
+                self._known.clear()
+            self._known[key] = (row.app_id, row.out_trade_no)
+        return self._known[key]
+
+
+ZERO = Decimal("0.00")

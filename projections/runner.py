@@ -1,0 +1,156 @@
+"""Follows the event log from each projection's tracked position, exactly once.
+
+Each batch of a projection is applied in one transaction together with its new position, and the position
+moves by compare-and-set: a crash anywhere loses or doubles nothing, and a second runner (another process)
+finds the position moved, rolls back, and reads again. Notification ids have gaps (every rejected insert
+burns one), so reads are always "greater than the last processed", never "the next id".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from ledger.store import LedgerStore
+from projections.tables import projection_positions as positions
+
+log = logging.getLogger(__name__)
+
+
+class Projection(Protocol):
+    name: str
+    tables: tuple[sa.Table, ...]
+
+    def apply(self, conn: sa.Connection, event: Any, position: int) -> None: ...
+
+
+class PositionMoved(Exception):
+    """Another runner advanced this projection first: this batch was rolled back, read again."""
+
+
+class ProjectionRunner:
+    def __init__(self, store: LedgerStore, engine: sa.Engine, projections: Sequence[Projection], *,
+                 batch_size: int = 500) -> None:
+        self.store, self.engine, self.projections = store, engine, list(projections)
+        self.batch_size = batch_size
+
+    def positions(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {row.name: row.position for row in conn.execute(sa.select(positions))}
+
+    def catch_up(self) -> int:
+        """Apply everything recorded so far; returns how many events were applied (all projections)."""
+        applied = 0
+        while moved := self.step():
+            applied += moved
+        return applied
+
+    def step(self) -> int:
+        """One batch from the slowest projection's position; returns the events applied."""
+        current = self.positions()
+        start = min(current.get(p.name, 0) for p in self.projections)
+        batch = self.store.recorder.select_notifications(start, self.batch_size, inclusive_of_start=False)
+        if not batch:
+            return 0
+        events = [(n.id, self.store.mapper.to_domain_event(n)) for n in batch]
+        applied = 0
+        for projection in self.projections:
+            mine = [(pos, e) for pos, e in events if pos > current.get(projection.name, 0)]
+            if mine:
+                try:
+                    self._apply(projection, current.get(projection.name, 0), mine)
+                    applied += len(mine)
+                except PositionMoved:
+                    log.info("projection %s was advanced by another runner; reading again", projection.name)
+        return applied
+
+    def _apply(self, projection: Projection, old: int, events: list[tuple[int, Any]]) -> None:
+        with self.engine.begin() as conn:
+            # Compare-and-set first: it also locks the row, so a concurrent runner waits, then finds it moved.
+            moved = conn.execute(positions.update()
+                                 .where(positions.c.name == projection.name, positions.c.position == old)
+                                 .values(position=events[-1][0], updated_at=datetime.now(UTC)))
+            if moved.rowcount != 1:
+                raise PositionMoved(projection.name)
+            for position, event in events:
+                projection.apply(conn, event, position)
+
+    def rebuild(self) -> int:
+        """Replay the whole log into emptied tables in one transaction: readers see the old rows until the
+        new ones are complete, then all of them at once."""
+        with self.engine.begin() as conn:
+            for projection in reversed(self.projections):
+                for table in projection.tables:
+                    conn.execute(table.delete())
+            conn.execute(positions.update().values(position=0, updated_at=datetime.now(UTC)))
+            start, replayed = 0, 0
+            while batch := self.store.recorder.select_notifications(start, self.batch_size, inclusive_of_start=False):
+                for n in batch:
+                    event = self.store.mapper.to_domain_event(n)
+                    for projection in self.projections:
+                        projection.apply(conn, event, n.id)
+                start, replayed = batch[-1].id, replayed + len(batch)
+            conn.execute(positions.update().values(position=start, updated_at=datetime.now(UTC)))
+        return replayed
+
+
+class Follower:
+    """Runs a ProjectionRunner in a daemon thread: catch up, then wait for PostgreSQL's NOTIFY of a new
+    event, or poll (SQLite has no subscription); the timed pull also covers a NOTIFY that got lost."""
+
+    def __init__(self, runner: ProjectionRunner, *, listen_url: str | None, channel: str,
+                 poll_seconds: float = 1.0) -> None:
+        self.runner, self.listen_url, self.channel = runner, listen_url, channel
+        self.poll_seconds = poll_seconds
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="projections", daemon=True)
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        listener = None
+        while not self.stopping.is_set():
+            try:
+                self.runner.catch_up()
+                self.last_error = None
+                listener = listener or self._listen()
+                self._wait(listener)
+            except Exception as exc:  # the database may be down: report, wait, try again
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("projections stalled: %s", self.last_error)
+                listener = self._close(listener)
+                self.stopping.wait(self.poll_seconds)
+        self._close(listener)
+
+    def _listen(self) -> Any:
+        if not self.listen_url:
+            return None
+        import psycopg
+
+        conn = psycopg.connect(self.listen_url, autocommit=True, connect_timeout=5)
+        conn.execute(f'LISTEN "{self.channel}"')
+        return conn
+
+    def _wait(self, listener: Any) -> None:
+        if listener is None:
+            self.stopping.wait(self.poll_seconds)
+            return
+        for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
+            pass
+
+    @staticmethod
+    def _close(listener: Any) -> None:
+        if listener is not None:
+            listener.close()
+        return None
