@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import health, notify, orders
+from api import health, notify, orders, reports
 from api.views import LedgerJSON
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import LedgerError, OrderConflict, OrderNotFound, Rejected, RetryLater
@@ -50,6 +50,7 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads
             Route("/api/orders", orders.register, methods=["POST"]),
             Route("/api/orders/{out_trade_no}", orders.show, methods=["GET"]),
             Route("/api/orders/{out_trade_no}/history", orders.history, methods=["GET"]),
+            *reports.routes,
             Route("/api/rejected-callbacks", health.rejected, methods=["GET"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
