@@ -52,6 +52,7 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads
             Route("/api/orders/{out_trade_no}/history", orders.history, methods=["GET"]),
             *reports.routes,
             Route("/api/rejected-callbacks", health.rejected, methods=["GET"]),
+            Route("/api/projections", health.projections, methods=["GET"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
         ],

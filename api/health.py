@@ -35,3 +35,19 @@ async def rejected(request: Request) -> LedgerJSON:
     limit = positive_int(request.query_params.get("limit", "100"), "limit", most=1000)
     rows = await run_in_threadpool(request.app.state.ledger.rejections.latest, limit)
     return LedgerJSON({"rejected": rows})
+
+
+async def projections(request: Request) -> LedgerJSON:
+    """Each projection's position, the log's head and the lag; whether the follower thread is stalled."""
+    require(request, "operator")
+    ledger = request.app.state.ledger
+    head = await run_in_threadpool(ledger.store.ping)
+    positions = await run_in_threadpool(ledger.runner.positions)
+    follower = request.app.state.follower
+    return LedgerJSON({
+        "head": head,
+        "projections": [{"name": name, "position": position, "lag": head - position}
+                        for name, position in sorted(positions.items())],
+        "follower": None if follower is None else {"running": follower.thread.is_alive(),
+                                                   "last_error": follower.last_error},
+    })

@@ -11,6 +11,9 @@ from api.views import LedgerJSON, event_view, order_view
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.money import parse_amount
 from ledger.service import RegisterOrder
+from projections.lookups import order_row, reached
+
+READ_YOUR_WRITE_SECONDS = 5.0
 
 
 def app_id_of(request: Request, given: object) -> str:
@@ -40,14 +43,27 @@ async def register(request: Request) -> LedgerJSON:
         raise InvalidRequest("subject must be a string")
     cmd = RegisterOrder(app_id_of(request, payload.get("app_id")), out_trade_no,
                         parse_amount(amount, field="total_amount"), subject)
-    order, newly = await run_in_threadpool(request.app.state.ledger.service.register_order, cmd)
-    return LedgerJSON(order_view(order), status_code=201 if newly else 200)
+    registered = await run_in_threadpool(request.app.state.ledger.service.register_order, cmd)
+    return LedgerJSON({**order_view(registered.order), "position": registered.position},
+                      status_code=201 if registered.newly else 200)
 
 
 async def show(request: Request) -> LedgerJSON:
+    """The order's row in the order_status projection; `?min_position=N` waits (briefly) until the
+    projection has applied the log up to N, so a client reads its own write."""
     require(request, "merchant", "finance", "auditor", "operator")
-    order = await _load(request)
-    return LedgerJSON(order_view(order))
+    ledger = request.app.state.ledger
+    app_id = app_id_of(request, request.query_params.get("app_id"))
+    wanted = request.query_params.get("min_position")
+    position = positive_int(wanted, "min_position") if wanted is not None else 0
+    if position and not await run_in_threadpool(
+            lambda: reached(ledger.engine, position, timeout=READ_YOUR_WRITE_SECONDS)):
+        raise HTTPException(503, f"the read model has not reached position {wanted} yet; ask again",
+                            headers={"Retry-After": "1"})
+    row = await run_in_threadpool(order_row, ledger.engine, app_id, request.path_params["out_trade_no"])
+    if row is None:
+        raise HTTPException(404, "no such order in the read model")
+    return LedgerJSON(row)
 
 
 async def history(request: Request) -> LedgerJSON:
@@ -60,12 +76,11 @@ async def history(request: Request) -> LedgerJSON:
     body = {"out_trade_no": request.path_params["out_trade_no"], "app_id": app_id,
             "events": [event_view(e) for e in events]}
     if "as_of_version" in request.query_params:
-        body["as_of"] = order_view(await _load(request))
+        body["as_of"] = order_view(await _as_of(request, app_id))
     return LedgerJSON(body)
 
 
-async def _load(request: Request):  # type: ignore[no-untyped-def]
-    app_id = app_id_of(request, request.query_params.get("app_id"))
+async def _as_of(request: Request, app_id: str):  # type: ignore[no-untyped-def]
     version_text = request.query_params.get("as_of_version")
     version = positive_int(version_text, "as_of_version") if version_text is not None else None
     order = await run_in_threadpool(request.app.state.ledger.service.get_order, app_id,

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     proj.add_argument("action", choices=["run", "rebuild", "status"],
                       help="run: follow the log (a process of its own); rebuild: replay the whole log; "
                            "status: positions and lag")
+    audit = commands.add_parser("audit", help="auditors' checks")
+    audit.add_argument("action", choices=["verify"],
+                       help="verify: re-verify Alipay's signature on every recorded callback")
     hist = commands.add_parser("history", help="print every event of an order's stream")
     hist.add_argument("out_trade_no")
     hist.add_argument("--app-id", default=os.environ.get("LEDGER_ALIPAY_APP_ID", ""))
@@ -156,7 +159,27 @@ def _projections(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": _serve, "migrate": _migrate, "keygen": _keygen, "simulate": _simulate,
+def _audit(args: argparse.Namespace) -> int:
+    from ledger.audit import recorded_callbacks_that_fail
+    from ledger.bootstrap import build
+
+    settings = Settings.from_env(os.environ)
+    settings.require_apps()
+    ledger = build(settings)
+    counted: list[int] = []
+    failures = 0
+    try:
+        for finding in recorded_callbacks_that_fail(ledger.store, settings.apps, counted=counted):
+            failures += 1
+            print(f"FAILED position {finding.position} app {finding.app_id} order {finding.out_trade_no} "
+                  f"notify_id {finding.notify_id}: {finding.problem}")
+    finally:
+        ledger.close()
+    print(f"checked {counted[0]} recorded callbacks: {failures} failed verification")
+    return 1 if failures else 0
+
+
+COMMANDS = {"serve": _serve, "audit": _audit, "migrate": _migrate, "keygen": _keygen, "simulate": _simulate,
             "projections": _projections, "history": _history}
 
 if __name__ == "__main__":

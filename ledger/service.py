@@ -62,6 +62,14 @@ class Recorded:
     status: str
     duplicate: bool
     degraded: bool
+    position: int  # in the event log: read your own write with ?min_position=
+
+
+@dataclass(frozen=True)
+class Registered:
+    order: Order
+    newly: bool  # False: it was registered alike before
+    position: int
 
 
 class LedgerService:
@@ -88,14 +96,13 @@ class LedgerService:
             raise
         delivery_id = uuid4().hex
         with self.lock.hold(f"{notice.app_id}/{notice.out_trade_no}") as hold:
-            order = self._decide_and_save(notice, lambda order: order.receive(
+            order, position = self._decide_and_save(notice, lambda order: order.receive(
                 notice, params, delivery_id=delivery_id, received_at=received_at, remote_addr=cmd.remote_addr),
                 cmd=cmd, received_at=received_at)
         return Recorded(order.id, order.out_trade_no, order.version, order.status.value,
-                        duplicate=order.deliveries[notice.notify_id] > 1, degraded=hold.degraded)
+                        duplicate=order.deliveries[notice.notify_id] > 1, degraded=hold.degraded, position=position)
 
-    def register_order(self, cmd: RegisterOrder) -> tuple[Order, bool]:
-        """The order, and whether this call registered it (False: it was registered alike before)."""
+    def register_order(self, cmd: RegisterOrder) -> Registered:
         newly = False
 
         def register(order: Order) -> None:
@@ -104,9 +111,10 @@ class LedgerService:
             order.register(cmd.total_amount, cmd.subject)
 
         with self.lock.hold(f"{cmd.app_id}/{cmd.out_trade_no}"):
-            order = self._save_with_retries(Order.create_id(cmd.app_id, cmd.out_trade_no), register,
-                                            create=lambda: Order(app_id=cmd.app_id, out_trade_no=cmd.out_trade_no))
-        return order, newly
+            order, position = self._save_with_retries(
+                Order.create_id(cmd.app_id, cmd.out_trade_no), register,
+                create=lambda: Order(app_id=cmd.app_id, out_trade_no=cmd.out_trade_no))
+        return Registered(order, newly, position)
 
     def get_order(self, app_id: str, out_trade_no: str, version: int | None = None) -> Order | None:
         order_id = Order.create_id(app_id, out_trade_no)
@@ -126,7 +134,7 @@ class LedgerService:
             raise StorageUnavailable(str(exc)) from exc
 
     def _decide_and_save(self, notice: TradeNotice, decide: Callable[[Order], None], *,
-                         cmd: RecordCallback, received_at: datetime) -> Order:
+                         cmd: RecordCallback, received_at: datetime) -> tuple[Order, int]:
         def create() -> Order:
             if self.require_known_orders:
                 raise UnknownOrder(f"order {notice.out_trade_no} is not registered")
@@ -145,7 +153,8 @@ class LedgerService:
             raise
 
     def _save_with_retries(self, order_id: UUID, decide: Callable[[Order], None], *,
-                           create: Callable[[], Order]) -> Order:
+                           create: Callable[[], Order]) -> tuple[Order, int]:
+        """Decide and save; returns the order and a log position at or after its last event."""
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 # Without the lock (Redis down) writers of one order collide; jitter spreads them out.
@@ -158,13 +167,13 @@ class LedgerService:
                 decide(order)
                 pending = list(order.collect_events())
                 if not pending:
-                    return order
+                    return order, self.store.ping()
                 try:
-                    self.store.save(*pending)
-                    return order
+                    recordings = self.store.save(*pending)
+                    return order, recordings[-1].notification.id
                 except IntegrityError:
                     if self._committed_anyway(order_id, loaded, pending):
-                        return order
+                        return order, self.store.ping()
                     log.info("version conflict on order %s at version %s: deciding again", order_id, loaded)
             except PersistenceError as exc:
                 raise StorageUnavailable(f"event store unavailable: {exc}") from exc

@@ -70,6 +70,8 @@ def register(client: TestClient, out_trade_no: str, total_amount: object = "88.0
 
 
 def order(client: TestClient, out_trade_no: str) -> dict[str, object]:
+    """The order's row in the read model, once the projections have caught up with the log."""
+    client.app.state.ledger.runner.catch_up()  # type: ignore[attr-defined]
     response = client.get(f"/api/orders/{out_trade_no}", headers=as_role("finance"))
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -292,7 +294,7 @@ def test_paid_order_shows_status_amount_trade_number_and_callbacks(client: TestC
     notify(client, body)
     shown = order(client, out_trade_no)
     assert (shown["status"], shown["paid_amount"], shown["receipt_amount"]) == ("PAID", "88.00", "88.00")
-    assert (shown["trade_no"], shown["callbacks"], shown["version"]) == (params["trade_no"], 2, 4)
+    assert (shown["trade_no"], shown["callback_count"], shown["last_version"]) == (params["trade_no"], 2, 4)
     assert shown["registered"] is False
 
 

@@ -57,7 +57,7 @@ def test_two_server_processes_receiving_copies_at_once_confirm_payment_exactly_o
         servers: Callable[..., LedgerServer], make_ledger: Callable[..., Ledger], postgres_url: str,
         redis_url: str, redis_prefix: str, alipay: SandboxAlipay) -> None:
     env = {**alipay.env(), "LEDGER_DATABASE_URL": postgres_url, "LEDGER_REDIS_URL": redis_url,
-           "LEDGER_REDIS_PREFIX": redis_prefix}
+           "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_API_TOKENS": "finance:f"}
     first, second = servers(env), servers(env)  # both migrate at start-up, concurrently
     first.wait_ready()
     second.wait_ready()
@@ -67,6 +67,9 @@ def test_two_server_processes_receiving_copies_at_once_confirm_payment_exactly_o
     counts = Counter(kinds(make_ledger(postgres_url, migrate_first=False), order))
     assert counts["PaymentConfirmed"] == 1
     assert counts["CallbackReceived"] == 50  # every `success` matched by one recorded callback
+    # Both processes run the projections; between them each event is applied once.
+    row = first.read_order(order, until=lambda row: row["callback_count"] == 50)
+    assert (row["status"], row["paid_amount"], row["callback_count"]) == ("PAID", "88.00", 50)
 
 
 @pytest.mark.slow

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.support.services import free_port
 
@@ -43,6 +46,24 @@ class LedgerServer:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
+
+    def read_order(self, out_trade_no: str, *, until: Callable[[dict[str, Any]], bool],
+                   seconds: float = 15) -> dict[str, Any]:
+        """GET the order's read-model row (token `finance:f`) until `until(row)` holds."""
+        deadline, row = time.monotonic() + seconds, None
+        while time.monotonic() < deadline:
+            request = urllib.request.Request(f"{self.url}/api/orders/{out_trade_no}",
+                                             headers={"Authorization": "Bearer f"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    row = json.loads(response.read())
+                if until(row):
+                    return row
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+            time.sleep(0.1)
+        raise AssertionError(f"the read model did not get there in {seconds} s: {row}")
 
     def stop(self) -> None:
         if self.process.poll() is None:

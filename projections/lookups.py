@@ -1,0 +1,36 @@
+"""Point reads of the read model: one order's row, and waiting for the projections to reach a position."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC
+from typing import Any
+
+import sqlalchemy as sa
+
+from projections.tables import order_status, projection_positions
+
+
+def order_row(engine: sa.Engine, app_id: str, out_trade_no: str) -> dict[str, Any] | None:
+    query = sa.select(order_status).where(order_status.c.app_id == app_id,
+                                          order_status.c.out_trade_no == out_trade_no)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    # SQLite hands back naive datetimes from timezone-aware columns: they were stored as UTC.
+    return {k: v.replace(tzinfo=UTC) if hasattr(v, "tzinfo") and v.tzinfo is None else v
+            for k, v in row._mapping.items()}
+
+
+def reached(engine: sa.Engine, position: int, *, timeout: float, names: tuple[str, ...] = ("order_status",)) -> bool:
+    """Wait until the named projections have applied the log up to `position`; False on timeout."""
+    deadline = time.monotonic() + timeout
+    query = sa.select(sa.func.min(projection_positions.c.position)).where(projection_positions.c.name.in_(names))
+    while True:
+        with engine.connect() as conn:
+            if (conn.execute(query).scalar() or 0) >= position:
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
