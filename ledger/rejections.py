@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from ledger.sql import UtcDateTime
+
 log = logging.getLogger(__name__)
 BODY_LIMIT = 2048
 
@@ -21,7 +23,7 @@ metadata = sa.MetaData()
 rejected_callbacks = sa.Table(
     "rejected_callbacks", metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
     sa.Column("remote_addr", sa.String(64), nullable=False),
     sa.Column("reason", sa.String(64), nullable=False),
     sa.Column("detail", sa.Text, nullable=False),

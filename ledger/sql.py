@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 
 
@@ -18,3 +20,24 @@ def make_engine(database_url: str) -> sa.Engine:
         return sa.create_engine(url, connect_args={"timeout": 10})
     return sa.create_engine(url, pool_size=4, max_overflow=8, pool_pre_ping=True,
                             connect_args={"connect_timeout": 5})
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A moment stored as UTC and read back timezone-aware, on PostgreSQL and on SQLite alike.
+
+    SQLite keeps a DateTime as wall-clock text and drops the offset: without this, a time written in
+    China Standard Time would read back eight hours off.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("store timezone-aware datetimes only")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

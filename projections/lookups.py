@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,11 +15,7 @@ def order_row(engine: sa.Engine, app_id: str, out_trade_no: str) -> dict[str, An
                                           order_status.c.out_trade_no == out_trade_no)
     with engine.connect() as conn:
         row = conn.execute(query).first()
-    if row is None:
-        return None
-    # SQLite hands back naive datetimes from timezone-aware columns: they were stored as UTC.
-    return {k: v.replace(tzinfo=UTC) if hasattr(v, "tzinfo") and v.tzinfo is None else v
-            for k, v in row._mapping.items()}
+    return None if row is None else dict(row._mapping)
 
 
 def reached(engine: sa.Engine, position: int, *, timeout: float, names: tuple[str, ...] = ("order_status",)) -> bool:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ledger.sql import UtcDateTime
+
 metadata = sa.MetaData()
 MONEY = sa.Numeric(14, 2)
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+UTC_TIME = UtcDateTime()
 
 
 order_status = sa.Table(
@@ -27,12 +30,12 @@ order_status = sa.Table(
     sa.Column("amount_mismatch", sa.Boolean, nullable=False),
     sa.Column("buyer_id", sa.String(32)),
     sa.Column("seller_id", sa.String(32)),
-    sa.Column("gmt_payment", sa.DateTime(timezone=True)),
-    sa.Column("first_callback_at", sa.DateTime(timezone=True)),
-    sa.Column("last_callback_at", sa.DateTime(timezone=True)),
+    sa.Column("gmt_payment", UTC_TIME),
+    sa.Column("first_callback_at", UTC_TIME),
+    sa.Column("last_callback_at", UTC_TIME),
     sa.Column("callback_count", sa.Integer, nullable=False),
     sa.Column("last_version", sa.Integer, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", UTC_TIME, nullable=False),
     sa.UniqueConstraint("app_id", "out_trade_no", name="uq_order_status_order"),
     sa.UniqueConstraint("order_id", name="uq_order_status_order_id"),
     sa.Index("ix_order_status_status_payment", "status", "gmt_payment"),
@@ -48,7 +51,7 @@ callback_log = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("notify_id", sa.String(64), nullable=False),
     sa.Column("trade_status", sa.String(32), nullable=False),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", UTC_TIME, nullable=False),
     sa.Column("remote_addr", sa.String(64), nullable=False),
     sa.Column("duplicate", sa.Boolean, nullable=False),
     sa.Index("ix_callback_log_order", "app_id", "out_trade_no"),
@@ -84,7 +87,7 @@ projection_positions = sa.Table(
     "projection_positions", metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("position", ID, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", UTC_TIME, nullable=False),
 )
 
 PROJECTED = {t.name: t for t in (order_status, callback_log, daily_totals, journal_entries)}

@@ -1,0 +1,84 @@
+"""Finance's reads of the read model: orders by keyset pages, and the daily totals; alike on SQLite and PostgreSQL.
+
+Times come back timezone-aware in UTC and money as Decimal, whichever database answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from projections.common import ZERO
+from projections.tables import daily_totals, order_status
+
+ORDER_COLUMNS = tuple(order_status.c.keys())
+DAILY_COLUMNS = tuple(daily_totals.c.keys())
+TOTALLED = ("payments_count", "payments_amount", "refunds_count", "refunds_amount", "net_amount")
+
+
+def list_orders(engine: sa.Engine, *, statuses: Sequence[str] = (), paid_from: datetime | None = None,
+                paid_to: datetime | None = None, app_id: str | None = None, after_id: int | None = None,
+                limit: int) -> list[dict[str, Any]]:
+    """One page of order_status rows by ascending id, after `after_id`; paid_from inclusive, paid_to exclusive."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    t = order_status
+    where: list[sa.ColumnElement[bool]] = [t.c.status.in_(list(statuses))] if statuses else []
+    if paid_from is not None:
+        where.append(t.c.gmt_payment >= _aware(paid_from, "paid_from"))
+    if paid_to is not None:
+        where.append(t.c.gmt_payment < _aware(paid_to, "paid_to"))
+    if app_id is not None:
+        where.append(t.c.app_id == app_id)
+    if after_id is not None:
+        where.append(t.c.id > after_id)
+    query = sa.select(t).where(*where).order_by(t.c.id).limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [{name: _read(value) for name, value in row.items()} for row in rows]
+
+
+def iter_orders(engine: sa.Engine, *, statuses: Sequence[str] = (), paid_from: datetime | None = None,
+                paid_to: datetime | None = None, app_id: str | None = None, after_id: int | None = None,
+                page: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every matching row, read `page` rows at a time by keyset; no connection is held between pages."""
+    while True:
+        rows = list_orders(engine, statuses=statuses, paid_from=paid_from, paid_to=paid_to, app_id=app_id,
+                           after_id=after_id, limit=page)
+        yield from rows
+        if len(rows) < page:
+            return
+        after_id = rows[-1]["id"]
+
+
+def daily_report(engine: sa.Engine, *, day_from: date, day_to: date,
+                 app_id: str | None = None) -> list[dict[str, Any]]:
+    """daily_totals rows from day_from to day_to, both inclusive (China Standard Time days), by day then app."""
+    t = daily_totals
+    where: list[sa.ColumnElement[bool]] = [t.c.day >= day_from, t.c.day <= day_to]
+    if app_id is not None:
+        where.append(t.c.app_id == app_id)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t).where(*where).order_by(t.c.day, t.c.app_id)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def report_totals(days: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The sums of the counts and amounts of daily_report's rows."""
+    return {name: sum((day[name] for day in days), ZERO if name.endswith("amount") else 0) for name in TOTALLED}
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return moment
+
+
+def _read(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return value.quantize(ZERO)
+    return value
