@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -31,16 +32,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads: int = 8,
-               run_projections: bool = False) -> Starlette:
+               background: Any = None) -> Starlette:
+    """`background` (start, stop, status): what keeps the read model up to date beside serving, if anything."""
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        follower = ledger.follower() if run_projections and ledger.runner else None
-        if follower:
-            follower.start()
-        app.state.follower = follower
+        if background:
+            background.start()
         yield
-        if follower:
-            follower.stop()
+        if background:
+            background.stop()
         if close_on_shutdown:
             ledger.close()
 
@@ -60,7 +60,7 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads
         lifespan=lifespan,
     )
     app.state.ledger = ledger
-    app.state.follower = None
+    app.state.follower = background
     # Few intake threads: every thread more competes for the GIL with the one holding the table lock.
     app.state.intake_limiter = anyio.CapacityLimiter(intake_threads)
     return app

@@ -48,6 +48,5 @@ async def projections(request: Request) -> LedgerJSON:
         "head": head,
         "projections": [{"name": name, "position": position, "lag": head - position}
                         for name, position in sorted(positions.items())],
-        "follower": None if follower is None else {"running": follower.thread.is_alive(),
-                                                   "last_error": follower.last_error},
+        "follower": None if follower is None else follower.status(),
     })

@@ -35,13 +35,14 @@ class Ledger:
     runner: ProjectionRunner | None = None
     closers: list[Any] = field(default_factory=list)
 
-    def follower(self, poll_seconds: float = 1.0) -> Follower:
+    def follower(self, poll_seconds: float = 1.0, gather_seconds: float = 0.05) -> Follower:
         """A thread that keeps the projections caught up; the caller starts and stops it."""
         if self.runner is None:
             raise LedgerError("the in-memory store has no projections")
         url = str(self.settings.database_url)
         return Follower(self.runner, listen_url=url if url.startswith("postgres") else None,
-                        channel=getattr(self.store.recorder, "channel_name", ""), poll_seconds=poll_seconds)
+                        channel=getattr(self.store.recorder, "channel_name", ""), poll_seconds=poll_seconds,
+                        gather_seconds=gather_seconds)
 
     def close(self) -> None:
         for close in reversed(self.closers):

@@ -67,7 +67,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     settings.require_apps()
     migrate(str(settings.database_url))
-    app = create_app(build(settings), run_projections=settings.projections_inline)
+    from projections.process import ProjectionProcess
+
+    app = create_app(build(settings), background=ProjectionProcess() if settings.projections_inline else None)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 access_log=False)
     return 0

@@ -104,15 +104,18 @@ class Follower:
     event, or poll (SQLite has no subscription); the timed pull also covers a NOTIFY that got lost."""
 
     def __init__(self, runner: ProjectionRunner, *, listen_url: str | None, channel: str,
-                 poll_seconds: float = 1.0) -> None:
+                 poll_seconds: float = 1.0, gather_seconds: float = 0.05) -> None:
         self.runner, self.listen_url, self.channel = runner, listen_url, channel
-        self.poll_seconds = poll_seconds
+        self.poll_seconds, self.gather_seconds = poll_seconds, gather_seconds
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="projections", daemon=True)
         self.last_error: str | None = None
 
     def start(self) -> None:
         self.thread.start()
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": "thread", "running": self.thread.is_alive(), "last_error": self.last_error}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -147,7 +150,8 @@ class Follower:
             self.stopping.wait(self.poll_seconds)
             return
         for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
-            pass
+            # Every commit notifies: let what arrives next join the same batch.
+            self.stopping.wait(self.gather_seconds)
 
     @staticmethod
     def _close(listener: Any) -> None:

@@ -17,7 +17,8 @@ MERCHANT, OPERATOR = {"authorization": "Bearer m"}, {"authorization": "Bearer o"
 
 @pytest.fixture
 def client(make_ledger: Callable[..., Ledger], sqlite_url: str) -> Iterator[TestClient]:
-    app = create_app(make_ledger(sqlite_url, **TOKENS), close_on_shutdown=False, run_projections=True)
+    ledger = make_ledger(sqlite_url, **TOKENS)
+    app = create_app(ledger, close_on_shutdown=False, background=ledger.follower(poll_seconds=0.1))
     with TestClient(app) as client:
         yield client
 

@@ -95,3 +95,29 @@ def test_readme_demo_shows_a_simulated_notification_accepted_and_its_history(tmp
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("HTTP 200 success") == 2
     assert "PaymentConfirmed" in done.stdout and "duplicate: True" in done.stdout
+
+
+@pytest.mark.slow
+def test_serve_restarts_its_projections_process_when_it_dies_and_the_read_model_catches_up(
+        servers: Callable[..., LedgerServer], sqlite_url: str, alipay: SandboxAlipay) -> None:
+    import json
+    import signal
+    import urllib.request
+
+    server = servers({**alipay.env(), "LEDGER_DATABASE_URL": sqlite_url,
+                      "LEDGER_API_TOKENS": "finance:f,operator:o"})
+    server.wait_ready()
+
+    def follower() -> dict[str, object]:
+        request = urllib.request.Request(server.url + "/api/projections", headers={"Authorization": "Bearer o"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())["follower"]  # type: ignore[no-any-return]
+
+    first = follower()
+    assert first["kind"] == "process" and first["running"] is True
+    os.kill(int(first["pid"]), signal.SIGKILL)
+    assert server.notify(alipay.body("RESTART-1")) == (200, "success")
+    row = server.read_order("RESTART-1", until=lambda row: row["status"] == "PAID")
+    assert row["callback_count"] == 1
+    again = follower()
+    assert again["restarts"] == 1 and again["pid"] != first["pid"]
