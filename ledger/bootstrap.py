@@ -5,7 +5,9 @@ Nothing connects to anything at import time; tests call `build(settings, lock=..
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
@@ -13,6 +15,13 @@ import sqlalchemy as sa
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from jobs.compose import compose
+from jobs.dispatch import Dispatcher
+from jobs.downstream import BackoffPolicy, DownstreamClient
+from jobs.robots import DingTalkRobot, WeComRobot
+from jobs.runtime import Actors, InProcessWorker, Sweeper, declare, make_broker
+from ledger.alerting import AlertService, BurstCounter
+from ledger.delivery import DeliveryService
 from ledger.domain.errors import LedgerError
 from ledger.locks import LocalOrderLock, OrderLock, RedisOrderLock
 from ledger.rejections import MemoryRejectionLog, RejectionLog, SqlRejectionLog
@@ -34,6 +43,20 @@ class Ledger:
     engine: sa.Engine | None = None
     runner: ProjectionRunner | None = None
     closers: list[Any] = field(default_factory=list)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    broker: Any = None
+    alerting: AlertService | None = None
+    delivery: DeliveryService | None = None
+    actors: Actors | None = None
+
+    def background(self, *, worker_threads: int = 4) -> list[Any]:
+        """What runs beside the projections in the process that follows the log: the sweep, and without
+        Redis the Dramatiq worker threads too (the in-memory broker exists only in this process)."""
+        parts: list[Any] = [Sweeper(self, every=self.settings.sweep_seconds,
+                                    grace=timedelta(seconds=min(30.0, self.settings.sweep_seconds)))]
+        if self.settings.redis_url is None:
+            parts.append(InProcessWorker(self.broker, threads=worker_threads))
+        return parts
 
     def follower(self, poll_seconds: float = 1.0, gather_seconds: float = 0.05) -> Follower:
         """A thread that keeps the projections caught up; the caller starts and stops it."""
@@ -50,28 +73,60 @@ class Ledger:
 
 
 def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLock | None = None,
-          rejections: RejectionLog | None = None, **service_options: Any) -> Ledger:
+          rejections: RejectionLog | None = None, robots: list[Any] | None = None,
+          clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Ledger:
     closers: list[Any] = []
     database_url = str(settings.database_url)
     if store is None:
         store = LedgerStore(env=persistence_env(database_url, create_table=database_url.startswith("memory")))
         closers.append(store.close)
-    if lock is None:
-        lock = _lock(settings, closers)
-    engine = runner = None
-    if not database_url.startswith("memory"):
-        engine = make_engine(database_url)
+    engine = make_engine(database_url) if not database_url.startswith("memory") else None
+    if engine is not None:
         closers.append(engine.dispose)
-        runner = ProjectionRunner(store, engine, all_projections())
+    broker, limits = make_broker(str(settings.redis_url) if settings.redis_url else None,
+                                 settings.redis_prefix)
+    alerting = AlertService(store, engine, _robots(settings) if robots is None else robots, limits,
+                            dedup_seconds=settings.alert_dedup_seconds, clock=clock, compose=compose)
+    if lock is None:
+        lock = _lock(settings, closers, on_degraded=lambda exc: alerting.raise_alert(
+            "redis_degraded", "redis", f"Redis is unreachable ({exc}); orders are taken with the version "
+                                       "check alone until it answers"))
     if rejections is None:
         rejections = (SqlRejectionLog(engine, size=settings.rejected_log_size) if engine
                       else MemoryRejectionLog(size=settings.rejected_log_size))
-    service = LedgerService(store, lock, rejections, settings.apps,
-                            require_known_orders=settings.require_known_orders, **service_options)
-    return Ledger(settings, store, lock, rejections, service, engine, runner, closers)
+    service = LedgerService(store, lock, rejections, settings.apps, require_known_orders=settings.require_known_orders,
+                            clock=clock, alert=alerting.raise_alert,
+                            signature_burst=BurstCounter(settings.signature_alert_threshold))
+    ledger = Ledger(settings, store, lock, rejections, service, engine, None, closers, clock, broker, alerting)
+    ledger.actors = declare(broker, ledger)
+    actors = ledger.actors
+    if settings.downstream_url and settings.downstream_secret:
+        client = DownstreamClient(settings.downstream_url, str(settings.downstream_secret),
+                                  timeout=settings.downstream_timeout_seconds)
+        ledger.delivery = DeliveryService(
+            store, client, BackoffPolicy(settings.retry_max, settings.retry_base_seconds, settings.retry_cap_seconds),
+            lease=timedelta(seconds=settings.delivery_lease_seconds), clock=clock,
+            schedule=lambda order_id, change, seconds: actors.deliver.send_with_options(
+                args=(order_id, change), delay=int(seconds * 1000)))
+    if engine is not None:
+        dispatcher = Dispatcher(deliver=actors.deliver.send if ledger.delivery else None,
+                                wake_alerts=actors.send_alerts.send, raise_alert=alerting.raise_alert)
+        ledger.runner = ProjectionRunner(store, engine, [*all_projections(), dispatcher])
+    closers.append(broker.close)
+    return ledger
 
 
-def _lock(settings: Settings, closers: list[Any]) -> OrderLock:
+def _robots(settings: Settings) -> list[Any]:
+    robots: list[Any] = []
+    if settings.dingtalk_url:
+        robots.append(DingTalkRobot(str(settings.dingtalk_url),
+                                    str(settings.dingtalk_secret) if settings.dingtalk_secret else None))
+    if settings.wecom_url:
+        robots.append(WeComRobot(str(settings.wecom_url)))
+    return robots
+
+
+def _lock(settings: Settings, closers: list[Any], *, on_degraded: Callable[[Exception], object]) -> OrderLock:
     wait_seconds = settings.lock_wait_ms / 1000
     if settings.redis_url is None:
         return LocalOrderLock(wait_seconds=wait_seconds)
@@ -80,4 +135,4 @@ def _lock(settings: Settings, closers: list[Any]) -> OrderLock:
                                   retry=Retry(NoBackoff(), 1))
     closers.append(client.close)
     return RedisOrderLock(client, prefix=settings.redis_prefix, ttl_seconds=settings.lock_ttl_seconds,
-                          wait_seconds=wait_seconds)
+                          wait_seconds=wait_seconds, on_degraded=on_degraded)

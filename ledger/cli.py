@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     proj.add_argument("action", choices=["run", "rebuild", "status"],
                       help="run: follow the log (a process of its own); rebuild: replay the whole log; "
                            "status: positions and lag")
+    worker = commands.add_parser("worker", help="run Dramatiq workers and the sweep on the Redis broker")
+    worker.add_argument("--threads", type=int, default=8)
     audit = commands.add_parser("audit", help="auditors' checks")
     audit.add_argument("action", choices=["verify"],
                        help="verify: re-verify Alipay's signature on every recorded callback")
@@ -130,9 +132,6 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _projections(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from ledger.bootstrap import build
     from ledger.migrations import migrate
 
@@ -149,13 +148,42 @@ def _projections(args: argparse.Namespace) -> int:
             for name, position in sorted(ledger.runner.positions().items()):
                 print(f"{name:16} position {position:>10}  lag {head - position}")
         else:
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            follower = ledger.follower()
-            follower.start()
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
-            follower.stop()
+            _run_until_stopped([ledger.follower(), *ledger.background()])
+    finally:
+        ledger.close()
+    return 0
+
+
+def _run_until_stopped(parts: list[object]) -> None:
+    """Start the parts (anything with start and stop), wait for SIGTERM or Ctrl-C, stop them in reverse."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for part in parts:
+        part.start()  # type: ignore[attr-defined]
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    for part in reversed(parts):
+        part.stop()  # type: ignore[attr-defined]
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from jobs.runtime import InProcessWorker, Sweeper
+    from ledger.bootstrap import build
+
+    settings = Settings.from_env(os.environ)
+    if settings.redis_url is None:
+        raise SettingsError("ledger worker needs LEDGER_REDIS_URL: without Redis the jobs run inside "
+                            "ledger serve (its projections process)")
+    ledger = build(settings)
+    try:
+        from datetime import timedelta
+
+        _run_until_stopped([InProcessWorker(ledger.broker, threads=args.threads),
+                            Sweeper(ledger, every=settings.sweep_seconds,
+                                    grace=timedelta(seconds=min(30.0, settings.sweep_seconds)))])
     finally:
         ledger.close()
     return 0
@@ -181,8 +209,8 @@ def _audit(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-COMMANDS = {"serve": _serve, "audit": _audit, "migrate": _migrate, "keygen": _keygen, "simulate": _simulate,
-            "projections": _projections, "history": _history}
+COMMANDS = {"serve": _serve, "migrate": _migrate, "keygen": _keygen, "simulate": _simulate, "worker": _worker,
+            "projections": _projections, "history": _history, "audit": _audit}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -60,7 +60,9 @@ class RedisOrderLock:
         ttl_seconds: float,
         wait_seconds: float,
         recheck_seconds: float = 1.0,
+        on_degraded: Callable[[Exception], object] | None = None,
     ) -> None:
+        self._on_degraded = on_degraded
         self._client = client
         self._prefix = prefix
         self._ttl = ttl_seconds
@@ -139,6 +141,11 @@ class RedisOrderLock:
             self._degraded = True
             self._detail = f"redis unreachable ({exc}); orders are processed without the lock"
         log.warning("Redis unreachable, running without per-order locks until it answers: %s", exc)
+        if self._on_degraded is not None:
+            try:
+                self._on_degraded(exc)
+            except Exception:  # an alert must never fail the request that noticed
+                log.exception("could not raise the Redis-degraded alert")
 
     def _came_back(self) -> None:
         with self._state:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
@@ -22,6 +23,7 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 from ledger.alipay.form import parse_notification
 from ledger.alipay.signature import verify
 from ledger.domain.errors import (
+    OrderNotFound,
     Rejected,
     SellerMismatch,
     StorageUnavailable,
@@ -75,10 +77,11 @@ class Registered:
 class LedgerService:
     def __init__(self, store: LedgerStore, lock: OrderLock, rejections: RejectionLog,
                  apps: Mapping[str, AlipayApp], *, require_known_orders: bool = False,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 alert: Callable[..., bool] | None = None, signature_burst: Any = None) -> None:
         self.store, self.lock, self.rejections, self.apps = store, lock, rejections, apps
         self.require_known_orders = require_known_orders
-        self.clock = clock
+        self.clock, self.alert, self.signature_burst = clock, alert, signature_burst
 
     def record_callback(self, cmd: RecordCallback) -> Recorded:
         received_at = self.clock()
@@ -115,6 +118,27 @@ class LedgerService:
                 Order.create_id(cmd.app_id, cmd.out_trade_no), register,
                 create=lambda: Order(app_id=cmd.app_id, out_trade_no=cmd.out_trade_no))
         return Registered(order, newly, position)
+
+    def manual_retry(self, app_id: str, out_trade_no: str, *, who: str, note: str) -> list[str]:
+        """An operator asks for the order's abandoned deliveries to be tried again (ManualRetryRequested)."""
+        return self._operator_action(app_id, out_trade_no, lambda order: order.request_manual_retry(who, note))
+
+    def resolve(self, app_id: str, out_trade_no: str, *, who: str, note: str) -> list[str]:
+        """An operator settles the order's abandoned deliveries by hand (ManuallyResolved, with why)."""
+        return self._operator_action(app_id, out_trade_no, lambda order: order.resolve_manually(who, note))
+
+    def _operator_action(self, app_id: str, out_trade_no: str, act: Callable[[Order], list[str]]) -> list[str]:
+        done: list[str] = []
+
+        def decide(order: Order) -> None:
+            done[:] = act(order)
+
+        def missing() -> Order:
+            raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
+
+        with self.lock.hold(f"{app_id}/{out_trade_no}"):
+            self._save_with_retries(Order.create_id(app_id, out_trade_no), decide, create=missing)
+        return done
 
     def get_order(self, app_id: str, out_trade_no: str, version: int | None = None) -> Order | None:
         order_id = Order.create_id(app_id, out_trade_no)
@@ -192,3 +216,13 @@ class LedgerService:
         reason = getattr(exc, "reason", "rejected")
         log.warning("refused notification from %s: %s (%s)", cmd.remote_addr, reason, exc)
         self.rejections.record(Rejection.of(received_at, cmd.remote_addr, reason, str(exc), cmd.body))
+        if self.alert is None:
+            return
+        try:
+            if reason == "unknown_order":
+                self.alert("unknown_order", str(exc), f"{exc}: Alipay retries; register it (POST /api/orders)")
+            elif reason == "bad_signature" and self.signature_burst and self.signature_burst.hit():
+                self.alert("signature_failures", "burst", f"{self.signature_burst.threshold} or more notifications "
+                           f"failed signature verification within a minute; the latest from {cmd.remote_addr}")
+        except Exception:  # an alert must never turn a clean answer into an error
+            log.exception("could not raise an alert for a refused notification")

@@ -44,6 +44,20 @@ class Settings:
     require_known_orders: bool
     rejected_log_size: int
     projections_inline: bool = True
+    downstream_url: str | None = None
+    downstream_secret: Secret | None = None
+    downstream_timeout_seconds: float = 10.0
+    retry_max: int = 3
+    retry_base_seconds: float = 30.0
+    retry_cap_seconds: float = 3600.0
+    delivery_lease_seconds: float = 120.0
+    sweep_seconds: float = 30.0
+    dingtalk_url: Secret | None = None
+    dingtalk_secret: Secret | None = None
+    wecom_url: Secret | None = None
+    alert_dedup_seconds: int = 600
+    signature_alert_threshold: int = 20
+    projection_stall_seconds: float = 120.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -77,6 +91,7 @@ class Settings:
             require_known_orders=read("REQUIRE_KNOWN_ORDERS", _flag, False),
             rejected_log_size=_positive(read("REJECTED_LOG_SIZE", int, 10_000), "REJECTED_LOG_SIZE", problems),
             projections_inline=_projections_mode(read("PROJECTIONS", default="inline"), problems),
+            **_jobs(read, problems),
         )
         if problems:
             raise SettingsError("invalid configuration:\n  - " + "\n  - ".join(problems))
@@ -98,6 +113,42 @@ def _flag(value: str) -> bool:
 
 
 _flag.__name__ = "flag (on/off)"
+
+
+def _jobs(read: Any, problems: list[str]) -> dict[str, Any]:
+    """Downstream delivery, retries and alerts (the failure stream)."""
+    url, secret = read("DOWNSTREAM_URL") or None, read("DOWNSTREAM_SECRET") or None
+    if url and not re.match(r"^https?://", url):
+        problems.append("LEDGER_DOWNSTREAM_URL must start with http:// or https://")
+    if url and not secret:
+        problems.append("LEDGER_DOWNSTREAM_SECRET is required with LEDGER_DOWNSTREAM_URL (deliveries are signed)")
+    for key in ("ALERT_DINGTALK_URL", "ALERT_WECOM_URL"):
+        if (read(key) or "https://").split("://")[0] not in ("http", "https"):
+            problems.append(f"LEDGER_{key} must start with http:// or https://")
+    values = {
+        "downstream_url": url, "downstream_secret": Secret(secret) if secret else None,
+        "downstream_timeout_seconds": read("DOWNSTREAM_TIMEOUT_SECONDS", float, 10.0),
+        "retry_max": read("RETRY_MAX", int, 3),
+        "retry_base_seconds": read("RETRY_BASE_SECONDS", float, 30.0),
+        "retry_cap_seconds": read("RETRY_CAP_SECONDS", float, 3600.0),
+        "delivery_lease_seconds": read("DELIVERY_LEASE_SECONDS", float, 120.0),
+        "sweep_seconds": read("SWEEP_SECONDS", float, 30.0),
+        "dingtalk_url": Secret(read("ALERT_DINGTALK_URL")) if read("ALERT_DINGTALK_URL") else None,
+        "dingtalk_secret": Secret(read("ALERT_DINGTALK_SECRET")) if read("ALERT_DINGTALK_SECRET") else None,
+        "wecom_url": Secret(read("ALERT_WECOM_URL")) if read("ALERT_WECOM_URL") else None,
+        "alert_dedup_seconds": read("ALERT_DEDUP_SECONDS", int, 600),
+        "signature_alert_threshold": read("SIGNATURE_ALERT_THRESHOLD", int, 20),
+        "projection_stall_seconds": read("PROJECTION_STALL_SECONDS", float, 120.0),
+    }
+    if values["retry_max"] is not None and values["retry_max"] < 0:
+        problems.append("LEDGER_RETRY_MAX must be 0 or more")
+    for key in ("retry_base_seconds", "retry_cap_seconds", "delivery_lease_seconds", "sweep_seconds",
+                "downstream_timeout_seconds", "alert_dedup_seconds", "signature_alert_threshold",
+                "projection_stall_seconds"):
+        _positive(values[key], key.upper(), problems)
+    if (values["retry_base_seconds"] or 0) > (values["retry_cap_seconds"] or 0):
+        problems.append("LEDGER_RETRY_CAP_SECONDS must be at least LEDGER_RETRY_BASE_SECONDS")
+    return values
 
 
 def _projections_mode(value: str, problems: list[str]) -> bool:

@@ -25,6 +25,8 @@ class OrderStatusProjection:
     tables = (t,)
 
     def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
+        if not type(event).__qualname__.startswith("Order."):
+            return  # alerts and other streams are not orders
         kind = type(event).__name__
         common = {"last_version": event.originator_version, "updated_at": event.timestamp}
         if kind == "Opened":

@@ -70,15 +70,20 @@ class ProjectionRunner:
         return applied
 
     def _apply(self, projection: Projection, old: int, events: list[tuple[int, Any]]) -> None:
+        move = (positions.update().where(positions.c.name == projection.name, positions.c.position == old)
+                .values(position=events[-1][0], updated_at=datetime.now(UTC)))
         with self.engine.begin() as conn:
-            # Compare-and-set first: it also locks the row, so a concurrent runner waits, then finds it moved.
-            moved = conn.execute(positions.update()
-                                 .where(positions.c.name == projection.name, positions.c.position == old)
-                                 .values(position=events[-1][0], updated_at=datetime.now(UTC)))
-            if moved.rowcount != 1:
+            # Rows first and the compare-and-set last would let two runners write the same rows: so the
+            # CAS comes first, and locks the position row (a concurrent runner waits, then finds it moved).
+            # A projection without tables acts outside this transaction (it sends messages, writes
+            # events): it goes first and moves its position last, so that on SQLite it never waits for
+            # a write lock its own transaction holds. At least once, so its effects must be idempotent.
+            if projection.tables and conn.execute(move).rowcount != 1:
                 raise PositionMoved(projection.name)
             for position, event in events:
                 projection.apply(conn, event, position)
+            if not projection.tables and conn.execute(move).rowcount != 1:
+                raise PositionMoved(projection.name)
 
     def rebuild(self) -> int:
         """Replay the whole log into emptied tables in one transaction: readers see the old rows until the

@@ -83,6 +83,32 @@ journal_entries = sa.Table(
 )
 
 
+deliveries = sa.Table(
+    "deliveries", metadata,
+    sa.Column("order_id", sa.String(36), primary_key=True),
+    sa.Column("change", sa.String(96), primary_key=True),  # payment, refund:<out_biz_no>, finished, closed
+    sa.Column("app_id", sa.String(32), nullable=False),
+    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_retry_at", UTC_TIME),
+    sa.Column("started_at", UTC_TIME),
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Column("updated_at", UTC_TIME, nullable=False),
+    sa.Index("ix_deliveries_state", "state", "next_retry_at"),
+)
+
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("alert_id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("raised_at", UTC_TIME, nullable=False),
+    sa.Column("sent_to", sa.String(64), nullable=False),  # comma-separated robots it reached
+    sa.Index("ix_alerts_raised", "raised_at"),
+)
+
 projection_positions = sa.Table(
     "projection_positions", metadata,
     sa.Column("name", sa.String(64), primary_key=True),
@@ -90,4 +116,4 @@ projection_positions = sa.Table(
     sa.Column("updated_at", UTC_TIME, nullable=False),
 )
 
-PROJECTED = {t.name: t for t in (order_status, callback_log, daily_totals, journal_entries)}
+PROJECTED = {t.name: t for t in (order_status, callback_log, daily_totals, journal_entries, deliveries, alerts)}

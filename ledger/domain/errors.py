@@ -58,6 +58,12 @@ class OrderConflict(LedgerError):
     reason = "order_conflict"
 
 
+class NothingToDo(LedgerError):
+    """The order is not in the state this action needs (for example, no abandoned delivery to retry)."""
+
+    reason = "nothing_to_do"
+
+
 class OrderNotFound(LedgerError):
     """No stream exists for this order."""
 

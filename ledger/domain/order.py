@@ -8,7 +8,7 @@ the same state, and the status never goes backwards.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -16,7 +16,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.domain.errors import OrderConflict
+from ledger.domain import outbox
+from ledger.domain.errors import InvalidRequest, NothingToDo, OrderConflict
 from ledger.domain.notice import TradeNotice
 
 ORDER_NAMESPACE = UUID("6f1c9c1e-3f0b-5d2a-9a57-3c2f1d0e8b41")
@@ -49,6 +50,7 @@ class Order(Aggregate):
         self.refunded = ZERO
         self.mismatched_amounts: list[str] = []
         self.deliveries: dict[str, int] = {}  # notify_id -> deliveries recorded
+        self.outbox: dict[str, dict[str, Any]] = {}  # change -> its delivery to the merchant's system
 
     @property
     def status(self) -> Status:
@@ -96,6 +98,55 @@ class Order(Aggregate):
             self._close(reason="refunded" if notice.is_refund else "unpaid",
                         gmt_close=notice.gmt_close, notify_id=notice.notify_id)
 
+    # -- delivery of changes to the merchant's system ---------------------------------------------
+
+    def begin_delivery(self, change: str, now: datetime, lease: timedelta) -> int | None:
+        """The attempt number to make now, or None when nothing is due (done, in flight, or early)."""
+        entry = self._entry(change)
+        if not outbox.is_due(entry, now, lease):
+            return None
+        self._attempt(change=change, attempt=entry["attempts"] + 1, started_at=now)
+        return int(entry["attempts"])
+
+    def finish_delivery(self, change: str, attempt: int, *, ok: bool, error: str, now: datetime,
+                        policy: outbox.RetryPolicy) -> str:
+        """Record an attempt's outcome once; returns succeeded, retry, abandoned, or stale."""
+        entry = self._entry(change)
+        if entry["state"] != outbox.IN_FLIGHT or entry["attempts"] != attempt:
+            return "stale"  # recorded already, or a newer attempt took over after the lease
+        if ok:
+            self._delivered(change=change, attempt=attempt)
+            return "succeeded"
+        tries = attempt - entry["round_start"]
+        if tries < 1 + policy.max_retries:
+            self._delivery_failed(change=change, attempt=attempt, error=error[:500],
+                                  next_retry_at=now + timedelta(seconds=policy.delay(tries)))
+            return "retry"
+        self._delivery_failed(change=change, attempt=attempt, error=error[:500], next_retry_at=None)
+        self._abandon(change=change, attempts=attempt, error=error[:500])
+        return "abandoned"
+
+    def request_manual_retry(self, who: str, note: str) -> list[str]:
+        changes = [c for c, e in self.outbox.items() if e["state"] == outbox.ABANDONED]
+        if not changes:
+            raise NothingToDo(f"order {self.out_trade_no} has no abandoned delivery")
+        self._manual_retry(changes=changes, who=who, note=note)
+        return changes
+
+    def resolve_manually(self, who: str, note: str) -> list[str]:
+        changes = [c for c, e in self.outbox.items() if e["state"] == outbox.ABANDONED]
+        if not changes:
+            raise NothingToDo(f"order {self.out_trade_no} has no abandoned delivery")
+        if not note.strip():
+            raise InvalidRequest("resolving by hand needs a note saying why")
+        self._resolve(changes=changes, who=who, note=note)
+        return changes
+
+    def _entry(self, change: str) -> dict[str, Any]:
+        if change not in self.outbox:
+            raise InvalidRequest(f"order {self.out_trade_no} has no change {change!r} to deliver")
+        return self.outbox[change]
+
     def _accept_amount(self, notice: TradeNotice) -> bool:
         expected = self.registered_amount if self.registered else (
             self.payment["total_amount"] if self.payment else None)
@@ -124,6 +175,7 @@ class Order(Aggregate):
     def _confirm_payment(self, trade_no: str, total_amount: Decimal | None, receipt_amount: Decimal | None,
                          buyer_pay_amount: Decimal | None, gmt_payment: str, buyer_id: str, seller_id: str,
                          notify_id: str) -> None:
+        self.outbox["payment"] = outbox.new_entry("payment")
         self.payment = {"trade_no": trade_no, "total_amount": total_amount, "receipt_amount": receipt_amount,
                         "buyer_pay_amount": buyer_pay_amount, "gmt_payment": gmt_payment,
                         "buyer_id": buyer_id, "seller_id": seller_id}
@@ -133,11 +185,41 @@ class Order(Aggregate):
                        gmt_refund: str, notify_id: str) -> None:
         self.refunds[refund_key] = refund_fee
         self.refunded += amount
+        self.outbox[f"refund:{refund_key}"] = outbox.new_entry(f"refund:{refund_key}")
 
     @event("TradeFinished")
     def _finish(self, gmt_close: str, notify_id: str) -> None:
         self.finished = True
+        self.outbox["finished"] = outbox.new_entry("finished")
 
     @event("TradeClosed")
     def _close(self, reason: str, gmt_close: str, notify_id: str) -> None:
         self.close_reason = reason
+        self.outbox["closed"] = outbox.new_entry("closed")
+
+    @event("DeliveryAttempted")
+    def _attempt(self, change: str, attempt: int, started_at: datetime) -> None:
+        self.outbox[change].update(state=outbox.IN_FLIGHT, attempts=attempt, started_at=started_at)
+
+    @event("DeliverySucceeded")
+    def _delivered(self, change: str, attempt: int) -> None:
+        self.outbox[change].update(state=outbox.SUCCEEDED, next_retry_at=None)
+
+    @event("DeliveryFailed")
+    def _delivery_failed(self, change: str, attempt: int, error: str, next_retry_at: datetime | None) -> None:
+        self.outbox[change].update(state=outbox.FAILED, last_error=error, next_retry_at=next_retry_at)
+
+    @event("DeliveryAbandoned")
+    def _abandon(self, change: str, attempts: int, error: str) -> None:
+        self.outbox[change].update(state=outbox.ABANDONED, next_retry_at=None)
+
+    @event("ManualRetryRequested")
+    def _manual_retry(self, changes: list[str], who: str, note: str) -> None:
+        for change in changes:
+            entry = self.outbox[change]
+            entry.update(state=outbox.RETRY_REQUESTED, round_start=entry["attempts"])
+
+    @event("ManuallyResolved")
+    def _resolve(self, changes: list[str], who: str, note: str) -> None:
+        for change in changes:
+            self.outbox[change].update(state=outbox.RESOLVED)

@@ -1,0 +1,48 @@
+"""The log is the outbox: follows the event log like a projection and turns events into jobs and alerts.
+
+Nothing is enqueued beside a commit. A change of an order (payment, refund, finish, close) or a manual
+retry becomes a `deliver` message; an abandoned delivery or an amount mismatch becomes an alert (whose
+raising dedupes itself); a raised alert wakes the sender. At least once: a crash after sending and
+before the position moves sends again, which the actors shrug off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from ledger.domain import outbox
+from projections.common import OrderKeys
+
+
+class Dispatcher:
+    name = "dispatcher"
+    tables: tuple[sa.Table, ...] = ()
+
+    def __init__(self, *, deliver: Callable[[str, str], None] | None, wake_alerts: Callable[[], None],
+                 raise_alert: Callable[..., bool]) -> None:
+        self.deliver, self.wake_alerts, self.raise_alert = deliver, wake_alerts, raise_alert
+        self.keys = OrderKeys()
+
+    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
+        kind, order_id = type(event).__name__, str(event.originator_id)
+        change = outbox.change_of(kind, event)
+        if change is not None and self.deliver:
+            self.deliver(order_id, change)
+        elif kind == "ManualRetryRequested" and self.deliver:
+            for retried in event.changes:
+                self.deliver(order_id, retried)
+        elif kind == "DeliveryAbandoned":
+            app_id, out_trade_no = self.keys(conn, order_id)
+            self.raise_alert("delivery_abandoned", f"{app_id}/{out_trade_no}/{event.change}",
+                             f"order {out_trade_no}: delivery of {event.change} abandoned after {event.attempts} "
+                             f"attempts ({event.error}); it is in the manual queue", at=event.timestamp)
+        elif kind == "AmountMismatch":
+            app_id, out_trade_no = self.keys(conn, order_id)
+            self.raise_alert("amount_mismatch", f"{app_id}/{out_trade_no}",
+                             f"order {out_trade_no}: Alipay notified {event.notified}, the order is for "
+                             f"{event.expected}; the payment was not confirmed", at=event.timestamp)
+        elif kind == "AlertRaised":
+            self.wake_alerts()

@@ -1,0 +1,139 @@
+"""Dramatiq on the ledger: the broker, the actors, the sweep, and the worker loop.
+
+With LEDGER_REDIS_URL the broker is Redis and `ledger worker` processes (any number, on any hosts)
+consume it. Without, the broker is in memory and its worker threads run in the process that dispatches
+(`ledger projections run`, the child of `ledger serve`). Either way messages may be lost (a worker killed,
+Redis restarted): what is due lives in the event store, and the sweep re-sends whatever is overdue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import dramatiq
+import sqlalchemy as sa
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.rate_limits.backends import RedisBackend, StubBackend
+
+from jobs.robots import RobotError
+from ledger.domain import outbox
+from projections.tables import alerts, deliveries
+
+log = logging.getLogger(__name__)
+QUEUE = "ledger"
+
+
+def make_broker(redis_url: str | None, prefix: str) -> tuple[dramatiq.Broker, Any]:
+    """The broker and the rate limiters' backend: on Redis when there is one, else in memory."""
+    if redis_url:
+        broker = RedisBroker(url=redis_url, namespace=f"{prefix}-dramatiq")
+        return broker, RedisBackend(url=redis_url)
+    return StubBroker(), StubBackend()
+
+
+def _transient(retries: int, exc: BaseException) -> bool:
+    # A robot's refusal that will stay (a bad signature) is not retried; everything else is, a few times.
+    return retries < 5 and not (isinstance(exc, RobotError) and not exc.transient)
+
+
+@dataclass
+class Actors:
+    deliver: dramatiq.Actor[Any, Any]
+    send_alerts: dramatiq.Actor[Any, Any]
+
+
+def declare(broker: dramatiq.Broker, ledger: Any) -> Actors:
+    """Thin actors taking ids; each one call on an application service."""
+
+    def deliver(order_id: str, change: str) -> None:
+        ledger.delivery.deliver(order_id, change)
+
+    def send_alerts() -> None:
+        ledger.alerting.send_pending()
+
+    options = {"broker": broker, "queue_name": QUEUE, "retry_when": _transient, "min_backoff": 1000,
+               "max_backoff": 60_000}
+    return Actors(deliver=dramatiq.actor(deliver, actor_name="ledger.deliver", **options),
+                  send_alerts=dramatiq.actor(send_alerts, actor_name="ledger.send_alerts", **options))
+
+
+class Sweeper:
+    """Every few seconds: re-send deliveries that are overdue (their message was lost), wake the alert
+    sender while alerts wait, and raise an alert for a projection that stopped moving."""
+
+    def __init__(self, ledger: Any, *, every: float, grace: timedelta) -> None:
+        self.ledger, self.every, self.grace = ledger, every, grace
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="sweep", daemon=True)
+        self._seen: dict[str, tuple[int, datetime]] = {}
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=10)
+
+    def sweep_once(self) -> int:
+        now = self.ledger.clock()
+        settings, engine = self.ledger.settings, self.ledger.engine
+        lease = timedelta(seconds=settings.delivery_lease_seconds)
+        d = deliveries.c
+        overdue = sa.or_(
+            sa.and_(d.state == outbox.FAILED, d.next_retry_at <= now - self.grace),
+            sa.and_(d.state == outbox.IN_FLIGHT, d.started_at <= now - lease),
+            sa.and_(d.state.in_([outbox.PENDING, outbox.RETRY_REQUESTED]), d.updated_at <= now - self.grace))
+        with engine.connect() as conn:
+            due = conn.execute(sa.select(d.order_id, d.change).where(overdue).limit(1000)).all()
+            waiting = conn.execute(sa.select(sa.func.count()).select_from(alerts).where(alerts.c.sent_to == "")
+                                   ).scalar_one()
+        if settings.downstream_url:
+            for order_id, change in due:
+                self.ledger.actors.deliver.send(order_id, change)
+        if waiting and self.ledger.alerting.robots:
+            self.ledger.actors.send_alerts.send()
+        self._check_projections(now)
+        return len(due)
+
+    def _check_projections(self, now: datetime) -> None:
+        head = self.ledger.store.ping()
+        stall = timedelta(seconds=self.ledger.settings.projection_stall_seconds)
+        for name, position in self.ledger.runner.positions().items():
+            last, since = self._seen.get(name, (-1, now))
+            if position != last or position >= head:
+                self._seen[name] = (position, now)
+            elif now - since >= stall:
+                self.ledger.alerting.raise_alert("projection_stalled", name,
+                                                 f"{name} has stayed at {position} for {now - since}, "
+                                                 f"{head - position} events behind")
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self.every):
+            try:
+                self.sweep_once()
+            except Exception:  # the database or the broker may be down: try again next round
+                log.exception("sweep failed")
+
+
+class InProcessWorker:
+    """Dramatiq worker threads in this process, for the embedded mode and for `ledger worker`."""
+
+    def __init__(self, broker: dramatiq.Broker, *, threads: int = 4) -> None:
+        self.broker, self.threads = broker, threads
+        self.worker: dramatiq.Worker | None = None
+
+    def start(self) -> None:
+        self.broker.emit_after("process_boot")  # or time limits never start
+        self.worker = dramatiq.Worker(self.broker, worker_threads=self.threads, worker_timeout=100)
+        self.worker.start()
+
+    def stop(self) -> None:
+        # The broker belongs to the Ledger (it closes it): a new worker may start on it again.
+        if self.worker is not None:
+            self.worker.stop(timeout=10_000)
+            self.worker = None

@@ -1,0 +1,84 @@
+"""Delivering an order's changes to the merchant's system: one attempt per call, idempotent.
+
+Called by the `deliver` actor with ids only. At-least-once messaging means a call can come twice, or
+late: the order's own record of the delivery decides (done, in flight, not yet due), and the version
+check fences two workers racing for the same attempt. The HTTP call happens between two commits, never
+inside one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from ledger.domain.order import Order
+from ledger.domain.outbox import RetryPolicy
+from ledger.store import LedgerStore
+
+log = logging.getLogger(__name__)
+ATTEMPTS = 5
+
+
+class DeliveryService:
+    def __init__(self, store: LedgerStore, client: Any, policy: RetryPolicy, *, lease: timedelta,
+                 clock: Callable[[], datetime], schedule: Callable[[str, str, float], None]) -> None:
+        """`client.post(payload, idempotency_key)` answers an Outcome; `schedule(order_id, change, seconds)`
+        sends the retry message with a delay."""
+        self.store, self.client, self.policy, self.lease = store, client, policy, lease
+        self.clock, self.schedule = clock, schedule
+
+    def deliver(self, order_id: str, change: str) -> str:
+        """Make the attempt that is due, if any; returns what happened."""
+        begun = self._with_order(order_id, lambda order: order.begin_delivery(change, self.clock(), self.lease))
+        if begun is None:
+            return "not_due"
+        order, attempt = begun
+        outcome = self.client.post(payload(order, change), idempotency_key=f"{order_id}:{change}")
+        finished = self._with_order(order_id, lambda o: o.finish_delivery(
+            change, attempt, ok=outcome.ok, error=outcome.error, now=self.clock(), policy=self.policy))
+        result = finished[1] if finished else "stale"
+        if result == "retry":
+            entry = finished[0].outbox[change]  # type: ignore[index]
+            self.schedule(order_id, change, max(0.0, (entry["next_retry_at"] - self.clock()).total_seconds()))
+        log.info("delivery of %s %s attempt %s: %s %s", order_id, change, attempt, result, outcome.error)
+        return str(result)
+
+    def _with_order(self, order_id: str, decide: Callable[[Order], Any]) -> tuple[Order, Any] | None:
+        """Decide on the latest order and save; on a conflict (a callback or another worker got in first)
+        reload and decide again. None when the decision was to do nothing."""
+        for _ in range(ATTEMPTS):
+            order = self.store.get_order(UUID(order_id))
+            if order is None:
+                return None
+            decision = decide(order)
+            pending = order.collect_events()
+            if decision is None or not pending:
+                return None if decision is None else (order, decision)
+            try:
+                self.store.save(*pending)
+                return order, decision
+            except IntegrityError:
+                continue
+        raise IntegrityError(f"order {order_id} kept changing while recording a delivery")
+
+
+def payload(order: Order, change: str) -> dict[str, Any]:
+    """What the merchant's system is told: the change, and the order as it stands now."""
+    paid = order.payment or {}
+    body: dict[str, Any] = {
+        "change": change.split(":")[0], "idempotency_key": f"{order.id}:{change}",
+        "app_id": order.app_id, "out_trade_no": order.out_trade_no, "trade_no": paid.get("trade_no"),
+        "status": order.status.value, "total_amount": paid.get("total_amount"),
+        "refunded_amount": order.refunded, "order_version": order.version,
+    }
+    if change.startswith("refund:"):
+        key = change.split(":", 1)[1]
+        body["refund"] = {"out_biz_no": key, "refund_fee": order.refunds.get(key)}
+    if change == "closed":
+        body["close_reason"] = order.close_reason
+    return body

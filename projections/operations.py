@@ -1,0 +1,62 @@
+"""Operators' tables: each change's delivery to the merchant's system, and the alerts raised."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from ledger.domain import outbox
+from projections.common import OrderKeys
+from projections.tables import alerts, deliveries
+
+
+class DeliveriesProjection:
+    name = "deliveries"
+    tables = (deliveries,)
+
+    def __init__(self) -> None:
+        self.keys = OrderKeys()
+
+    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
+        kind, order_id, at = type(event).__name__, str(event.originator_id), event.timestamp
+        change = outbox.change_of(kind, event)
+        if change is not None:
+            app_id, out_trade_no = self.keys(conn, order_id)
+            conn.execute(deliveries.insert().values(
+                order_id=order_id, change=change, app_id=app_id, out_trade_no=out_trade_no, state=outbox.PENDING,
+                attempts=0, last_error="", updated_at=at))
+            return
+        where = [deliveries.c.order_id == order_id]
+        if kind in ("ManualRetryRequested", "ManuallyResolved"):
+            state = outbox.RETRY_REQUESTED if kind == "ManualRetryRequested" else outbox.RESOLVED
+            conn.execute(deliveries.update().where(*where, deliveries.c.change.in_(event.changes))
+                         .values(state=state, next_retry_at=None, updated_at=at))
+            return
+        changes = {
+            "DeliveryAttempted": lambda e: {"state": outbox.IN_FLIGHT, "attempts": e.attempt,
+                                            "started_at": e.started_at},
+            "DeliverySucceeded": lambda e: {"state": outbox.SUCCEEDED, "next_retry_at": None, "last_error": ""},
+            "DeliveryFailed": lambda e: {"state": outbox.FAILED, "next_retry_at": e.next_retry_at,
+                                         "last_error": e.error},
+            "DeliveryAbandoned": lambda e: {"state": outbox.ABANDONED, "next_retry_at": None},
+        }.get(kind)
+        if changes is not None:
+            conn.execute(deliveries.update().where(*where, deliveries.c.change == event.change)
+                         .values(**changes(event), updated_at=at))
+
+
+class AlertsProjection:
+    name = "alerts"
+    tables = (alerts,)
+
+    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
+        kind = type(event).__name__
+        if kind == "AlertRaised":
+            conn.execute(alerts.insert().values(alert_id=str(event.originator_id), kind=event.kind, key=event.key,
+                                                message=event.message, raised_at=event.raised_at, sent_to=""))
+        elif kind == "AlertSent":
+            row = alerts.c.alert_id == str(event.originator_id)
+            sent = conn.execute(sa.select(alerts.c.sent_to).where(row)).scalar_one()
+            robots = sorted({*filter(None, sent.split(",")), event.channel})
+            conn.execute(alerts.update().where(row).values(sent_to=",".join(robots)))

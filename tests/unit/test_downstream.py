@@ -1,0 +1,296 @@
+"""The merchant-facing webhook: signing and verifying, delivery against a real local merchant, backoff."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from jobs import downstream
+from jobs.downstream import BackoffPolicy, DownstreamClient, Outcome, SignatureMismatch, sign, to_json, verify_signature
+from ledger.domain.errors import Rejected
+from ledger.domain.outbox import RetryPolicy
+from tests.support.merchant import FakeMerchant
+
+SECRET = "whsec_test_secret"
+BODY = b'{"amount":"12.30","order":"o1"}'
+T = 1_700_000_000
+# Computed once with hmac.new(SECRET, b"1700000000." + BODY, sha256), independently of the code under test.
+KNOWN_V1 = "7fc6d7251b86f78f290968a1c1a29af9f8f43f6cb4c064e83d927d221728c0fc"
+
+
+@pytest.fixture
+def merchant() -> Iterator[FakeMerchant]:
+    with FakeMerchant(SECRET) as fake:
+        yield fake
+
+
+# Signing and verifying.
+
+def test_signature_round_trips() -> None:
+    verify_signature(sign(SECRET, BODY, T), BODY, SECRET, now=T)
+
+
+def test_signature_matches_a_vector_computed_by_hand() -> None:
+    by_hand = hmac.new(SECRET.encode(), b"1700000000." + BODY, hashlib.sha256).hexdigest()
+    assert by_hand == KNOWN_V1
+    assert sign(SECRET, BODY, T) == f"t=1700000000,v1={KNOWN_V1}"
+
+
+def test_signature_mismatch_is_a_rejection() -> None:
+    assert issubclass(SignatureMismatch, Rejected)
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "secret", "now"),
+    [
+        pytest.param(sign(SECRET, BODY, T), BODY + b" ", SECRET, T, id="tampered body"),
+        pytest.param(sign(SECRET, BODY, T), BODY.replace(b"12.30", b"99.30"), SECRET, T, id="changed amount"),
+        pytest.param(sign("another secret", BODY, T), BODY, SECRET, T, id="wrong secret"),
+        pytest.param(sign(SECRET, BODY, T), BODY, SECRET, T + 301, id="older than tolerance"),
+        pytest.param(sign(SECRET, BODY, T), BODY, SECRET, T - 301, id="future beyond tolerance"),
+        pytest.param(f"v1={KNOWN_V1}", BODY, SECRET, T, id="missing t"),
+        pytest.param("t=1700000000", BODY, SECRET, T, id="missing v1"),
+        pytest.param(f"t=1700000000,v0={KNOWN_V1}", BODY, SECRET, T, id="other scheme only"),
+        pytest.param(f"t=1700000000,t=1700000001,v1={KNOWN_V1}", BODY, SECRET, T, id="two timestamps"),
+        pytest.param(f"t=+1700000000,v1={KNOWN_V1}", BODY, SECRET, T, id="signed timestamp"),
+        pytest.param(f"t=abc,v1={KNOWN_V1}", BODY, SECRET, T, id="timestamp not a number"),
+        pytest.param("garbage", BODY, SECRET, T, id="garbage"),
+        pytest.param("", BODY, SECRET, T, id="empty"),
+        pytest.param(None, BODY, SECRET, T, id="header absent"),
+        pytest.param("t=1700000000,v1=签名", BODY, SECRET, T, id="non-ASCII signature"),
+        pytest.param(f"t=1700000000,v1={KNOWN_V1.upper()}", BODY, SECRET, T, id="upper-case hex"),
+    ],
+)
+def test_bad_signatures_raise_signature_mismatch(header: str | None, body: bytes, secret: str, now: int) -> None:
+    with pytest.raises(SignatureMismatch):
+        verify_signature(header, body, secret, now=now)
+
+
+def test_timestamps_at_the_edge_of_the_tolerance_verify() -> None:
+    header = sign(SECRET, BODY, T)
+    verify_signature(header, BODY, SECRET, now=T + 300)
+    verify_signature(header, BODY, SECRET, now=T - 300)
+    verify_signature(header, BODY, SECRET, tolerance=10, now=T + 10)
+    with pytest.raises(SignatureMismatch):
+        verify_signature(header, BODY, SECRET, tolerance=10, now=T + 11)
+
+
+def test_one_valid_v1_among_several_is_enough() -> None:
+    wrong = sign("old secret", BODY, T).split(",")[1]
+    verify_signature(f"t={T},{wrong},v1={KNOWN_V1},v0=abc", BODY, SECRET, now=T)
+    verify_signature(f" t={T} , v1={KNOWN_V1} ", BODY, SECRET, now=T)
+
+
+def test_verify_uses_the_current_time_by_default() -> None:
+    verify_signature(sign(SECRET, BODY, int(time.time())), BODY, SECRET)
+    with pytest.raises(SignatureMismatch):
+        verify_signature(sign(SECRET, BODY, T), BODY, SECRET)
+
+
+def test_empty_secret_and_non_integer_timestamp_are_programming_errors() -> None:
+    with pytest.raises(ValueError):
+        sign("", BODY, T)
+    with pytest.raises(ValueError):
+        sign(SECRET, BODY, 1_700_000_000.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        verify_signature(sign(SECRET, BODY, T), BODY, "", now=T)
+
+
+# The JSON body.
+
+def test_to_json_is_canonical_utf8_with_amounts_and_times_as_strings() -> None:
+    payload = {"z": 1, "amount": Decimal("12.3"), "at": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), "s": "咖啡"}
+    assert to_json(payload) == '{"amount":"12.30","at":"2024-01-02T03:04:05+00:00","s":"咖啡","z":1}'.encode()
+
+
+@pytest.mark.parametrize("bad", [Decimal("0.005"), Decimal("NaN"), Decimal("Infinity"), float("nan"), object()])
+def test_to_json_refuses_to_round_money_or_emit_invalid_json(bad: Any) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        to_json({"amount": bad})
+
+
+# Delivery against the local merchant.
+
+def test_a_2xx_answer_is_ok_and_the_merchant_sees_a_valid_signature_and_the_key(merchant: FakeMerchant) -> None:
+    outcome = DownstreamClient(merchant.url, SECRET).post({"order": "o1", "change": "payment"}, "o1:payment")
+    assert outcome == Outcome(ok=True, status=200, error="")
+    [received] = merchant.attempts_for("o1:payment")
+    assert received.signature_ok and received.status == 200
+    assert received.body == {"order": "o1", "change": "payment"}
+    assert received.headers["content-type"] == "application/json"
+    assert received.headers["user-agent"] == "alipay-ledger"
+    assert merchant.keys_succeeded() == {"o1:payment"}
+
+
+def test_the_signature_is_made_at_send_time_with_the_clients_clock(merchant: FakeMerchant) -> None:
+    client = DownstreamClient(merchant.url, SECRET, clock=lambda: T + 0.9)
+    outcome = client.post({"order": "o1"}, "o1:payment")
+    [received] = merchant.requests
+    assert received.headers["Ledger-Signature"] == sign(SECRET, received.raw, T)
+    # An hour-old clock is outside the merchant's tolerance: refused, not accepted.
+    assert (outcome, received.signature_ok) == (Outcome(False, 401, "HTTP 401"), False)
+
+
+def test_decimal_datetime_and_chinese_text_round_trip_to_the_merchant(merchant: FakeMerchant) -> None:
+    paid_at = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+    payload = {"total_amount": Decimal("88.8"), "gmt_payment": paid_at, "subject": "测试商品：拿铁咖啡"}
+    assert DownstreamClient(merchant.url, SECRET).post(payload, "o2:payment").ok
+    [received] = merchant.requests
+    assert received.body == {
+        "total_amount": "88.80", "gmt_payment": paid_at.isoformat(), "subject": "测试商品：拿铁咖啡",
+    }
+    assert "拿铁".encode() in received.raw  # UTF-8 on the wire, not \\u escapes
+    assert datetime.fromisoformat(received.body["gmt_payment"]) == paid_at
+
+
+def test_a_503_is_not_ok(merchant: FakeMerchant) -> None:
+    merchant.fail_next(1)
+    client = DownstreamClient(merchant.url, SECRET)
+    assert client.post({"order": "o1"}, "o1:payment") == Outcome(False, 503, "HTTP 503")
+    assert client.post({"order": "o1"}, "o1:payment").ok
+    assert [r.status for r in merchant.attempts_for("o1:payment")] == [503, 200]
+
+
+def test_a_redirect_is_a_failure_not_a_resent_request(merchant: FakeMerchant) -> None:
+    merchant.always_fail(302)
+    assert DownstreamClient(merchant.url, SECRET).post({"order": "o1"}, "o1:payment") == Outcome(False, 302, "HTTP 302")
+    assert len(merchant.requests) == 1
+
+
+def test_a_merchant_slower_than_the_timeout_is_a_timeout(merchant: FakeMerchant) -> None:
+    merchant.hang_next(5)
+    started = time.monotonic()
+    outcome = DownstreamClient(merchant.url, SECRET, timeout=0.3).post({"order": "o1"}, "o1:payment")
+    assert (outcome.ok, outcome.status, outcome.error) == (False, None, "timeout after 0.3 s")
+    assert time.monotonic() - started < 3
+    # The merchant did receive it: the retry is what its idempotency key de-duplicates.
+    assert merchant.keys_succeeded() == {"o1:payment"}
+
+
+def test_a_closed_port_is_connection_refused() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+    outcome = DownstreamClient(f"http://127.0.0.1:{port}/hook", SECRET).post({"order": "o1"}, "o1:payment")
+    assert outcome == Outcome(False, None, "connection refused")
+
+
+def test_a_merchant_with_another_secret_answers_401() -> None:
+    with FakeMerchant("the merchant's idea of the secret") as other:
+        outcome = DownstreamClient(other.url, SECRET).post({"order": "o1"}, "o1:payment")
+        assert outcome == Outcome(False, 401, "HTTP 401")
+        assert [r.signature_ok for r in other.requests] == [False]
+        assert other.keys_succeeded() == set()
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "file:///etc/passwd", "ftp://example.com/x", "http://", "http://h:99999/", "http://u:p@h/"]
+)
+def test_an_invalid_url_is_an_outcome_not_an_exception(url: str) -> None:
+    outcome = DownstreamClient(url, SECRET).post({"order": "o1"}, "o1:payment")
+    assert (outcome.ok, outcome.status) == (False, None)
+    assert outcome.error.startswith("invalid URL")
+
+
+def test_errors_and_repr_never_show_the_secret(merchant: FakeMerchant) -> None:
+    merchant.always_fail(500)
+    client = DownstreamClient(merchant.url, SECRET, timeout=0.5)
+    assert SECRET not in client.post({"order": "o1"}, "o1:payment").error
+    assert SECRET not in repr(client)
+
+
+def test_a_header_breaking_idempotency_key_is_a_programming_error(merchant: FakeMerchant) -> None:
+    with pytest.raises(ValueError):
+        DownstreamClient(merchant.url, SECRET).post({"order": "o1"}, "o1\r\nX-Evil: 1")
+    assert merchant.requests == []
+
+
+def test_the_merchant_records_arrival_times_in_order(merchant: FakeMerchant) -> None:
+    client = DownstreamClient(merchant.url, SECRET)
+    for _ in range(2):
+        client.post({"order": "o1"}, "o1:payment")
+    assert merchant.wait_for(lambda: len(merchant.requests) == 2, timeout=1)
+    first, second = merchant.requests
+    assert first.monotonic <= second.monotonic and abs(first.wall - time.time()) < 60
+    assert json.loads(second.raw) == second.body
+
+
+# Backoff.
+
+@pytest.fixture
+def global_random() -> Iterator[None]:
+    state = random.getstate()
+    yield
+    random.setstate(state)
+
+
+def test_backoff_policy_satisfies_the_outbox_retry_policy() -> None:
+    policy: RetryPolicy = BackoffPolicy()
+    assert policy.max_retries == 3 and policy.delay(1) >= 30.0
+
+
+@pytest.mark.usefixtures("global_random")
+def test_delays_grow_strictly_for_retries_1_to_3_across_seeds() -> None:
+    for jitter in (0.0, 0.25, 1.0):
+        policy = BackoffPolicy(jitter=jitter)
+        for seed in range(300):
+            random.seed(seed)
+            first, second, third = (policy.delay(n) for n in (1, 2, 3))
+            assert first < second < third, (jitter, seed)
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.25, 0.999, 1.0])
+def test_even_the_worst_jitter_never_brings_a_later_retry_sooner_before_the_cap(
+    jitter: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = BackoffPolicy(base_seconds=1.0, cap_seconds=1024.0, jitter=jitter)
+
+    def extreme(pick_high: bool, retry: int) -> float:
+        monkeypatch.setattr(downstream.random, "uniform", lambda low, high: high if pick_high else low)
+        return policy.delay(retry)
+
+    for retry in range(1, 11):  # 1 * 2**10 reaches the cap at retry 11
+        assert extreme(True, retry) <= extreme(False, retry + 1)
+
+
+@pytest.mark.usefixtures("global_random")
+def test_delays_never_exceed_the_cap_with_its_jitter() -> None:
+    policy = BackoffPolicy(max_retries=50, base_seconds=30.0, cap_seconds=3600.0, jitter=0.25)
+    for seed in range(50):
+        random.seed(seed)
+        for retry in [*range(1, 40), 1100, 10**6]:
+            assert 30.0 <= policy.delay(retry) <= 3600.0 * 1.25
+    assert policy.delay(10**6) >= 3600.0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_retries": -1},
+        {"base_seconds": 0},
+        {"base_seconds": -1.0},
+        {"base_seconds": float("nan")},
+        {"base_seconds": 10.0, "cap_seconds": 5.0},
+        {"cap_seconds": float("inf")},
+        {"jitter": -0.1},
+        {"jitter": 1.01},
+        {"jitter": float("nan")},
+    ],
+)
+def test_backoff_policy_refuses_nonsense(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        BackoffPolicy(**kwargs)
+
+
+def test_retries_count_from_one() -> None:
+    with pytest.raises(ValueError):
+        BackoffPolicy().delay(0)
