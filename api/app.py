@@ -13,12 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import health, notify, orders, reports
+from api import health, notify, operations, orders, reports
 from api.views import LedgerJSON
 from ledger.bootstrap import Ledger
-from ledger.domain.errors import LedgerError, OrderConflict, OrderNotFound, Rejected, RetryLater
+from ledger.domain.errors import LedgerError, NothingToDo, OrderConflict, OrderNotFound, Rejected, RetryLater
 
-STATUS = ((Rejected, 400), (OrderNotFound, 404), (OrderConflict, 409), (RetryLater, 503))
+STATUS = ((Rejected, 400), (OrderNotFound, 404), (OrderConflict, 409), (NothingToDo, 409), (RetryLater, 503))
 
 
 async def ledger_error(request: Request, exc: Exception) -> Response:
@@ -51,6 +51,7 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads
             Route("/api/orders/{out_trade_no}", orders.show, methods=["GET"]),
             Route("/api/orders/{out_trade_no}/history", orders.history, methods=["GET"]),
             *reports.routes,
+            *operations.routes,
             Route("/api/rejected-callbacks", health.rejected, methods=["GET"]),
             Route("/api/projections", health.projections, methods=["GET"]),
             Route("/healthz", health.healthz, methods=["GET"]),

@@ -24,6 +24,7 @@ from ledger.alerting import AlertService, BurstCounter
 from ledger.delivery import DeliveryService
 from ledger.domain.errors import LedgerError
 from ledger.locks import LocalOrderLock, OrderLock, RedisOrderLock
+from ledger.metrics import Metrics
 from ledger.rejections import MemoryRejectionLog, RejectionLog, SqlRejectionLog
 from ledger.service import LedgerService
 from ledger.settings import Settings
@@ -48,6 +49,7 @@ class Ledger:
     alerting: AlertService | None = None
     delivery: DeliveryService | None = None
     actors: Actors | None = None
+    metrics: Metrics | None = None
 
     def background(self, *, worker_threads: int = 4) -> list[Any]:
         """What runs beside the projections in the process that follows the log: the sweep, and without
@@ -94,10 +96,13 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     if rejections is None:
         rejections = (SqlRejectionLog(engine, size=settings.rejected_log_size) if engine
                       else MemoryRejectionLog(size=settings.rejected_log_size))
+    metrics = Metrics()
     service = LedgerService(store, lock, rejections, settings.apps, require_known_orders=settings.require_known_orders,
                             clock=clock, alert=alerting.raise_alert,
-                            signature_burst=BurstCounter(settings.signature_alert_threshold))
+                            signature_burst=BurstCounter(settings.signature_alert_threshold), metrics=metrics)
     ledger = Ledger(settings, store, lock, rejections, service, engine, None, closers, clock, broker, alerting)
+    ledger.metrics = metrics
+    metrics.watch(ledger)
     ledger.actors = declare(broker, ledger)
     actors = ledger.actors
     if settings.downstream_url and settings.downstream_secret:

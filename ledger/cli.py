@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     proj.add_argument("action", choices=["run", "rebuild", "status"],
                       help="run: follow the log (a process of its own); rebuild: replay the whole log; "
                            "status: positions and lag")
+    queue = commands.add_parser("manual-queue", help="abandoned deliveries: list, retry or resolve them")
+    queue.add_argument("action", choices=["list", "retry", "resolve"])
+    queue.add_argument("out_trade_no", nargs="?")
+    queue.add_argument("--app-id", default=os.environ.get("LEDGER_ALIPAY_APP_ID", ""))
+    queue.add_argument("--note", default="", help="why (required to resolve)")
+    queue.add_argument("--who", default=os.environ.get("USER", "operator"))
     worker = commands.add_parser("worker", help="run Dramatiq workers and the sweep on the Redis broker")
     worker.add_argument("--threads", type=int, default=8)
     audit = commands.add_parser("audit", help="auditors' checks")
@@ -189,6 +195,29 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _manual_queue(args: argparse.Namespace) -> int:
+    from api.operations import manual_queue_rows
+    from ledger.bootstrap import build
+
+    ledger = build(Settings.from_env(os.environ))
+    try:
+        if args.action == "list":
+            rows = manual_queue_rows(ledger.engine)
+            for row in rows:
+                print(f"{row['app_id']} {row['out_trade_no']} {row['change']}: {row['attempts']} attempts, "
+                      f"last error {row['last_error']!r}, since {row['updated_at']:%Y-%m-%d %H:%M:%S}")
+            print(f"{len(rows)} abandoned deliveries")
+            return 0
+        if not args.out_trade_no:
+            raise SettingsError(f"ledger manual-queue {args.action} needs the order's out_trade_no")
+        act = ledger.service.manual_retry if args.action == "retry" else ledger.service.resolve
+        changes = act(args.app_id, args.out_trade_no, who=f"{args.who} via CLI", note=args.note)
+        print(f"{args.action}: {args.out_trade_no} {', '.join(changes)}")
+        return 0
+    finally:
+        ledger.close()
+
+
 def _audit(args: argparse.Namespace) -> int:
     from ledger.audit import recorded_callbacks_that_fail
     from ledger.bootstrap import build
@@ -210,7 +239,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"serve": _serve, "migrate": _migrate, "keygen": _keygen, "simulate": _simulate, "worker": _worker,
-            "projections": _projections, "history": _history, "audit": _audit}
+            "projections": _projections, "history": _history, "audit": _audit, "manual-queue": _manual_queue}
 
 if __name__ == "__main__":
     sys.exit(main())

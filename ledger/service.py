@@ -34,6 +34,7 @@ from ledger.domain.errors import (
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
 from ledger.locks import OrderLock
+from ledger.metrics import Metrics
 from ledger.rejections import Rejection, RejectionLog
 from ledger.settings import AlipayApp
 from ledger.store import LedgerStore
@@ -78,10 +79,12 @@ class LedgerService:
     def __init__(self, store: LedgerStore, lock: OrderLock, rejections: RejectionLog,
                  apps: Mapping[str, AlipayApp], *, require_known_orders: bool = False,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 alert: Callable[..., bool] | None = None, signature_burst: Any = None) -> None:
+                 alert: Callable[..., bool] | None = None, signature_burst: Any = None,
+                 metrics: Metrics | None = None) -> None:
         self.store, self.lock, self.rejections, self.apps = store, lock, rejections, apps
         self.require_known_orders = require_known_orders
         self.clock, self.alert, self.signature_burst = clock, alert, signature_burst
+        self.metrics = metrics or Metrics()
 
     def record_callback(self, cmd: RecordCallback) -> Recorded:
         received_at = self.clock()
@@ -98,7 +101,9 @@ class LedgerService:
             self._reject(cmd, received_at, exc)
             raise
         delivery_id = uuid4().hex
+        waiting = time.monotonic()
         with self.lock.hold(f"{notice.app_id}/{notice.out_trade_no}") as hold:
+            self.metrics.lock_wait.observe(time.monotonic() - waiting)
             order, position = self._decide_and_save(notice, lambda order: order.receive(
                 notice, params, delivery_id=delivery_id, received_at=received_at, remote_addr=cmd.remote_addr),
                 cmd=cmd, received_at=received_at)
@@ -196,6 +201,7 @@ class LedgerService:
                     recordings = self.store.save(*pending)
                     return order, recordings[-1].notification.id
                 except IntegrityError:
+                    self.metrics.version_conflicts.inc()
                     if self._committed_anyway(order_id, loaded, pending):
                         return order, self.store.ping()
                     log.info("version conflict on order %s at version %s: deciding again", order_id, loaded)
@@ -216,6 +222,8 @@ class LedgerService:
         reason = getattr(exc, "reason", "rejected")
         log.warning("refused notification from %s: %s (%s)", cmd.remote_addr, reason, exc)
         self.rejections.record(Rejection.of(received_at, cmd.remote_addr, reason, str(exc), cmd.body))
+        if reason == "bad_signature":
+            self.metrics.signature_failures.inc()
         if self.alert is None:
             return
         try:

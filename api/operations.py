@@ -1,0 +1,83 @@
+"""Operators' endpoints: the manual queue of abandoned deliveries, alert counts, Prometheus metrics."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.auth import require
+from api.orders import app_id_of
+from api.views import LedgerJSON
+from ledger.domain.errors import InvalidRequest
+from projections.tables import alerts, deliveries
+
+
+def manual_queue_rows(engine: sa.Engine) -> list[dict[str, object]]:
+    query = (sa.select(deliveries).where(deliveries.c.state == "abandoned")
+             .order_by(deliveries.c.updated_at, deliveries.c.order_id, deliveries.c.change))
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+async def manual_queue(request: Request) -> LedgerJSON:
+    require(request, "operator")
+    rows = await run_in_threadpool(manual_queue_rows, request.app.state.ledger.engine)
+    return LedgerJSON({"entries": rows})
+
+
+async def _act(request: Request, action: str) -> LedgerJSON:
+    who = require(request, "operator")
+    try:
+        payload = await request.json() if await request.body() else {}
+    except ValueError:
+        raise InvalidRequest("the body must be a JSON object") from None
+    note = payload.get("note", "") if isinstance(payload, dict) else None
+    if not isinstance(note, str):
+        raise InvalidRequest('give {"note": "..."}: why the order is retried or resolved')
+    app_id = app_id_of(request, payload.get("app_id") if isinstance(payload, dict) else None)
+    service = request.app.state.ledger.service
+    method = service.manual_retry if action == "retry" else service.resolve
+    changes = await run_in_threadpool(lambda: method(app_id, request.path_params["out_trade_no"],
+                                                     who=f"{who} via API", note=note))
+    return LedgerJSON({"out_trade_no": request.path_params["out_trade_no"], "action": action, "changes": changes})
+
+
+async def retry(request: Request) -> LedgerJSON:
+    return await _act(request, "retry")
+
+
+async def resolve(request: Request) -> LedgerJSON:
+    return await _act(request, "resolve")
+
+
+async def alert_counts(request: Request) -> LedgerJSON:
+    require(request, "operator")
+
+    def counts() -> dict[str, object]:
+        query = sa.select(alerts.c.kind, sa.func.count(), sa.func.max(alerts.c.raised_at)).group_by(alerts.c.kind)
+        with request.app.state.ledger.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            unsent = conn.execute(sa.select(sa.func.count()).select_from(alerts).where(alerts.c.sent_to == "")
+                                  ).scalar_one()
+        return {"by_kind": {kind: {"count": n, "last_raised_at": last} for kind, n, last in rows},
+                "waiting_to_be_sent": unsent}
+
+    return LedgerJSON(await run_in_threadpool(counts))
+
+
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.ledger.metrics.registry
+    return Response(await run_in_threadpool(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [
+    Route("/api/manual-queue", manual_queue, methods=["GET"]),
+    Route("/api/manual-queue/{out_trade_no}/retry", retry, methods=["POST"]),
+    Route("/api/manual-queue/{out_trade_no}/resolve", resolve, methods=["POST"]),
+    Route("/api/alerts", alert_counts, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]
