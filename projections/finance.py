@@ -6,6 +6,9 @@ clearing. Debits are positive, credits negative: every entry's lines sum to zero
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,53 +19,63 @@ from projections.tables import daily_totals, journal_entries
 CLEARING, SALES, REFUNDS = "alipay_clearing", "sales", "sales_refunds"
 
 
-def _money_event(event: Any) -> tuple[str, Any, str] | None:
-    """(kind, amount, Alipay time of the movement) for payments and refunds that move money."""
-    kind = type(event).__name__
-    if kind == "PaymentConfirmed" and event.total_amount:
-        return "payment", event.total_amount, event.gmt_payment
-    if kind == "RefundRecorded" and event.amount > ZERO:
-        return "refund", event.amount, event.gmt_refund
-    return None
+@dataclass(frozen=True)
+class Movement:
+    """Money moved by a payment or a refund, on a China-Standard-Time day, for one order."""
+
+    kind: str  # payment or refund
+    amount: Decimal
+    day: date
+    app_id: str
+    out_trade_no: str
 
 
-class DailyTotalsProjection:
+class _MoneyProjection:
+    """What both books share: which events move money, and the order and day they belong to."""
+
+    def __init__(self) -> None:
+        self.keys = OrderKeys()
+
+    def movement(self, conn: sa.Connection, event: Any) -> Movement | None:
+        kind = type(event).__name__
+        if kind == "PaymentConfirmed" and event.total_amount:
+            found = ("payment", event.total_amount, event.gmt_payment)
+        elif kind == "RefundRecorded" and event.amount > ZERO:
+            found = ("refund", event.amount, event.gmt_refund)
+        else:
+            return None
+        app_id, out_trade_no = self.keys(conn, event.originator_id)
+        return Movement(found[0], found[1], cst_day(found[2], event.timestamp), app_id, out_trade_no)
+
+
+class DailyTotalsProjection(_MoneyProjection):
     name = "daily_totals"
     tables = (daily_totals,)
 
-    def __init__(self) -> None:
-        self.keys = OrderKeys()
-
     def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
-        money = _money_event(event)
-        if money is None:
+        moved = self.movement(conn, event)
+        if moved is None:
             return
-        kind, amount, when = money
-        app_id, _ = self.keys(conn, event.originator_id)
-        paid, refunded = (amount, ZERO) if kind == "payment" else (ZERO, amount)
-        upsert_add(conn, daily_totals, {"day": cst_day(when, event.timestamp), "app_id": app_id}, {
-            "payments_count": int(kind == "payment"), "payments_amount": paid,
-            "refunds_count": int(kind == "refund"), "refunds_amount": refunded, "net_amount": paid - refunded})
+        paid, refunded = (moved.amount, ZERO) if moved.kind == "payment" else (ZERO, moved.amount)
+        upsert_add(conn, daily_totals, {"day": moved.day, "app_id": moved.app_id}, {
+            "payments_count": int(moved.kind == "payment"), "payments_amount": paid,
+            "refunds_count": int(moved.kind == "refund"), "refunds_amount": refunded, "net_amount": paid - refunded})
 
 
-class JournalProjection:
+class JournalProjection(_MoneyProjection):
     name = "journal_entries"
     tables = (journal_entries,)
 
-    def __init__(self) -> None:
-        self.keys = OrderKeys()
-
     def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
-        money = _money_event(event)
-        if money is None:
+        moved = self.movement(conn, event)
+        if moved is None:
             return
-        kind, amount, when = money
-        app_id, out_trade_no = self.keys(conn, event.originator_id)
-        debit, credit = (CLEARING, SALES) if kind == "payment" else (REFUNDS, CLEARING)
-        memo = f"payment {event.trade_no}" if kind == "payment" else f"refund {event.out_biz_no or event.refund_key}"
-        common = {"position": position, "day": cst_day(when, event.timestamp), "app_id": app_id,
-                  "out_trade_no": out_trade_no, "memo": memo[:64]}
+        debit, credit = (CLEARING, SALES) if moved.kind == "payment" else (REFUNDS, CLEARING)
+        memo = (f"payment {event.trade_no}" if moved.kind == "payment"
+                else f"refund {event.out_biz_no or event.refund_key}")
+        common = {"position": position, "day": moved.day, "app_id": moved.app_id,
+                  "out_trade_no": moved.out_trade_no, "memo": memo[:64]}
         conn.execute(journal_entries.insert(), [
-            {**common, "line": 1, "account": debit, "amount": amount},
-            {**common, "line": 2, "account": credit, "amount": -amount},
+            {**common, "line": 1, "account": debit, "amount": moved.amount},
+            {**common, "line": 2, "account": credit, "amount": -moved.amount},
         ])

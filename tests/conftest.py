@@ -19,8 +19,11 @@ from ledger.migrations import migrate
 from ledger.settings import Settings
 from tests.support.alipay import SandboxAlipay
 from tests.support.isolation import create_database, delete_keys, drop_database
+from tests.support.merchant import SECRET as MERCHANT_SECRET
+from tests.support.merchant import FakeMerchant
 from tests.support.private_redis import PrivateRedis
 from tests.support.proxy import TcpProxy
+from tests.support.robots import ROBOT_SECRET, FakeDingTalk
 from tests.support.services import POSTGRES_URL, REDIS_URL, ensure_postgres, ensure_redis
 
 # Which servers a fixture needs, as a marker name, so `-m "not postgres"` deselects their tests.
@@ -105,6 +108,20 @@ def tcp_proxy() -> Iterator[Callable[[str, int], TcpProxy]]:
     yield start
     for proxy in proxies:
         proxy.close()
+
+
+@pytest.fixture
+def merchant() -> Iterator[FakeMerchant]:
+    """A local HTTP server standing in for the merchant's order system; checks every signature."""
+    with FakeMerchant(MERCHANT_SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+def robot() -> Iterator[FakeDingTalk]:
+    """A local DingTalk robot that checks the signature and the 20-a-minute limit."""
+    with FakeDingTalk(ROBOT_SECRET) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="session")

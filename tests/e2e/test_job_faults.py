@@ -17,23 +17,11 @@ import pytest
 from jobs.runtime import InProcessWorker
 from ledger.bootstrap import Ledger
 from ledger.service import RecordCallback
-from tests.integration.test_deliveries import SECRET, job_env, key_of, wait_until
+from tests.integration.test_deliveries import job_env, key_of, wait_until
 from tests.integration.test_intake import kinds
 from tests.support.alipay import SandboxAlipay
 from tests.support.merchant import FakeMerchant
 from tests.support.robots import FakeDingTalk
-
-
-@pytest.fixture
-def merchant() -> Iterator[FakeMerchant]:
-    with FakeMerchant(SECRET) as fake:
-        yield fake
-
-
-@pytest.fixture
-def robot() -> Iterator[FakeDingTalk]:
-    with FakeDingTalk("SECtest0123456789") as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from ledger.bootstrap import Ledger
-from tests.integration.test_deliveries import SECRET, job_env, wait_until
+from tests.integration.test_deliveries import job_env, wait_until
 from tests.integration.test_intake import kinds
 from tests.support.alipay import APP_ID, SandboxAlipay
-from tests.support.merchant import FakeMerchant
+from tests.support.merchant import SECRET, FakeMerchant
 from tests.support.robots import FakeDingTalk
 
 OPERATOR, FINANCE = {"authorization": "Bearer o"}, {"authorization": "Bearer f"}

@@ -20,11 +20,8 @@ from ledger.service import RecordCallback
 from projections.tables import alerts, deliveries
 from tests.integration.test_intake import kinds
 from tests.support.alipay import APP_ID, SandboxAlipay
-from tests.support.merchant import FakeMerchant
-from tests.support.robots import FakeDingTalk
-
-SECRET = "whsec-test"
-ROBOT_SECRET = "SECtest0123456789"
+from tests.support.merchant import SECRET, FakeMerchant
+from tests.support.robots import ROBOT_SECRET, FakeDingTalk
 
 
 def wait_until(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
@@ -38,18 +35,6 @@ def wait_until(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
 
 def key_of(out_trade_no: str, change: str = "payment") -> str:
     return f"{Order.create_id(APP_ID, out_trade_no)}:{change}"
-
-
-@pytest.fixture
-def merchant() -> Iterator[FakeMerchant]:
-    with FakeMerchant(SECRET) as fake:
-        yield fake
-
-
-@pytest.fixture
-def robot() -> Iterator[FakeDingTalk]:
-    with FakeDingTalk(ROBOT_SECRET) as fake:
-        yield fake
 
 
 def job_env(merchant: FakeMerchant, robot: FakeDingTalk, **extra: str) -> dict[str, str]:

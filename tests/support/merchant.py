@@ -37,6 +37,8 @@ from typing import Any
 
 from jobs.downstream import SIGNATURE_HEADER, SignatureMismatch, verify_signature
 
+SECRET = "whsec-test"  # a signing secret for tests
+
 
 @dataclass(frozen=True)
 class Received:

@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 Answer = tuple[int, bytes]
 TOKEN = "TESTTOKEN"  # the DingTalk access_token in `FakeDingTalk().url`
+ROBOT_SECRET = "SECtest0123456789"  # a signing secret for tests (the reference's test vector)
 KEY = "TESTKEY"  # the WeCom key in `FakeWeCom().url`
 
 
