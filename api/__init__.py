@@ -1,0 +1,1 @@
+"""The HTTP API (Starlette): Alipay's notify endpoint, orders, reports, operations, health."""
