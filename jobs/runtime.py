@@ -21,6 +21,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
 from jobs.robots import RobotError
+from ledger.alerting import PACE_SECONDS
 from ledger.domain import outbox
 from projections.tables import alerts, deliveries
 
@@ -54,12 +55,15 @@ def declare(broker: dramatiq.Broker, ledger: Any) -> Actors:
         ledger.delivery.deliver(order_id, change)
 
     def send_alerts() -> None:
-        ledger.alerting.send_pending()
+        if None in ledger.alerting.send_pending().values():
+            # Held back by a robot's pace, or another worker is sending: look again when the pace allows.
+            actors.send_alerts.send_with_options(delay=PACE_SECONDS * 1000)
 
     options = {"broker": broker, "queue_name": QUEUE, "retry_when": _transient, "min_backoff": 1000,
                "max_backoff": 60_000}
-    return Actors(deliver=dramatiq.actor(deliver, actor_name="ledger.deliver", **options),
-                  send_alerts=dramatiq.actor(send_alerts, actor_name="ledger.send_alerts", **options))
+    actors = Actors(deliver=dramatiq.actor(deliver, actor_name="ledger.deliver", **options),
+                    send_alerts=dramatiq.actor(send_alerts, actor_name="ledger.send_alerts", **options))
+    return actors
 
 
 class Sweeper:

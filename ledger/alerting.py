@@ -1,8 +1,10 @@
-"""Alerts for operators: raised once per (kind, key, window), sent to the chat robots grouped and rate-limited.
+"""Alerts for operators: raised once per (kind, key, window), sent to the chat robots grouped and paced.
 
 No robot gets more than 20 messages a minute (DingTalk and WeCom refuse beyond that, then throttle for
-ten minutes): pending alerts wait and go out together in the next message. The budget and a mutex live
-in dramatiq's rate limiters, on Redis when there is one, so every worker process shares them.
+ten minutes). Each robot is paced at one message per 3 s, which is that limit spread evenly: alerts that
+arrive meanwhile wait and go out together in the next message, rather than a burst using up the minute
+and the rest waiting for it to pass. The pace and a mutex live in dramatiq's rate limiters, on Redis
+when there is one, so every worker process shares them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from projections.tables import alerts as alerts_table
 
 log = logging.getLogger(__name__)
 ROBOT_MESSAGES_PER_MINUTE = 20
+PACE_SECONDS = 60 // ROBOT_MESSAGES_PER_MINUTE
 BATCH = 200
 
 
@@ -47,27 +50,24 @@ class AlertService:
         log.warning("alert %s %s: %s", kind, key, message)
         return True
 
-    def send_pending(self) -> dict[str, int]:
-        """Send every robot the alerts it has not had, as one message; returns how many each got."""
-        sent: dict[str, int] = {}
+    def send_pending(self) -> dict[str, int | None]:
+        """Send every robot the alerts it has not had, as one message; returns how many each got, None for a
+        robot whose pace held them back (the caller asks again after PACE_SECONDS)."""
+        sent: dict[str, int | None] = {}
         for robot in self.robots:
             mutex = ConcurrentRateLimiter(self.limits, f"alerts-send-{robot.name}", limit=1, ttl=60_000)
             with mutex.acquire(raise_on_failure=False) as alone:
-                if alone:
-                    sent[robot.name] = self._send_to(robot)
+                sent[robot.name] = self._send_to(robot) if alone else None
         return sent
 
-    def _send_to(self, robot: Any) -> int:
+    def _send_to(self, robot: Any) -> int | None:
         pending = self._pending(robot.name)
         if not pending:
             return 0
-        budget = WindowRateLimiter(self.limits, f"alerts-robot-{robot.name}", limit=ROBOT_MESSAGES_PER_MINUTE,
-                                   window=60)
-        with budget.acquire(raise_on_failure=False) as allowed:
+        pace = WindowRateLimiter(self.limits, f"alerts-robot-{robot.name}", limit=1, window=PACE_SECONDS)
+        with pace.acquire(raise_on_failure=False) as allowed:
             if not allowed:
-                log.info("robot %s had %s messages this minute: %s alerts wait", robot.name,
-                         ROBOT_MESSAGES_PER_MINUTE, len(pending))
-                return 0
+                return None
             robot.send(self.compose([vars(a) for a in pending]))  # RobotError: the actor retries
         for alert in pending:
             alert.mark_sent(robot.name)

@@ -151,6 +151,24 @@ class FailureStreamContract:
         assert sum(counted) == 100
 
 
+    def test_alerts_trickling_in_one_by_one_still_reach_a_robot_at_most_twenty_times_a_minute(
+            self, env: dict[str, str], make_ledger: Callable[..., Ledger], merchant: FakeMerchant,
+            robot: FakeDingTalk) -> None:
+        ledger = make_ledger(env["LEDGER_DATABASE_URL"], **{**env, **job_env(merchant, robot)})
+        for n in range(100):  # the worst case: a send is attempted after every single alert
+            ledger.alerting.raise_alert("delivery_abandoned", f"order-{n}", f"order {n} abandoned")
+            ledger.runner.catch_up()
+            ledger.alerting.send_pending()
+        assert wait_until(lambda: ledger.alerting.send_pending()[robot_name(ledger)] == 0, seconds=30)
+        assert 1 <= len(robot.messages) <= 20 and robot.throttled == 0
+        counted = [int(re.search(r"Ledger alerts: (\d+)", text).group(1)) for text in robot.texts]  # type: ignore[union-attr]
+        assert sum(counted) == 100
+
+
+def robot_name(ledger: Ledger) -> str:
+    return str(ledger.alerting.robots[0].name)
+
+
 class TestFailureStreamEmbedded(FailureStreamContract):
     @pytest.fixture
     def env(self, sqlite_url: str) -> dict[str, str]:
