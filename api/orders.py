@@ -93,6 +93,7 @@ async def _as_of(request: Request, app_id: str):  # type: ignore[no-untyped-def]
 
 
 def positive_int(text: str, name: str, *, most: int | None = None) -> int:
+    # isdigit alone takes "²", which int() refuses: ASCII digits only.
     if not (text.isascii() and text.isdigit()) or int(text) < 1 or (most is not None and int(text) > most):
         limit = f" up to {most}" if most else ""
         raise InvalidRequest(f"{name} must be a whole number from 1{limit}")

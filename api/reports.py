@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from api.auth import require
 from api.csvstream import csv_chunks, csv_download
+from api.orders import positive_int
 from api.views import LedgerJSON
 from ledger.domain.errors import InvalidRequest
 from projections.common import CST
@@ -35,7 +36,8 @@ async def orders(request: Request) -> Response:
                                "paid_from": _moment(params, "paid_from"), "paid_to": _moment(params, "paid_to")}
     if filters["paid_from"] and filters["paid_to"] and filters["paid_to"] <= filters["paid_from"]:
         raise InvalidRequest("paid_to must be later than paid_from (paid_from is inclusive, paid_to exclusive)")
-    after_id, limit, csv = _after_id(params.get("cursor")), _limit(params.get("limit", "100")), _is_csv(params)
+    after_id, csv = _after_id(params.get("cursor")), _is_csv(params)
+    limit = positive_int(params.get("limit", "100"), "limit", most=MAX_LIMIT)
     engine = _engine(request)
     if csv:  # every matching row after the cursor, whatever the limit
         return csv_download(csv_chunks(ORDER_COLUMNS, iter_orders(engine, **filters, after_id=after_id)),
@@ -110,13 +112,6 @@ def _day(params: dict[str, str], name: str) -> date:
         if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", params.get(name, "")):
             return date.fromisoformat(params[name])
     raise InvalidRequest(f"{name} is required, a China Standard Time day as YYYY-MM-DD")
-
-
-def _limit(text: str) -> int:
-    # Not str.isdigit: it takes "²", which int() then refuses.
-    if not re.fullmatch(r"[0-9]{1,4}", text) or not 1 <= int(text) <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    return int(text)
 
 
 def _app_id(params: dict[str, str]) -> str | None:
