@@ -16,6 +16,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from jobs.downstream import Outcome
 from ledger.domain.order import Order
 from ledger.domain.outbox import RetryPolicy
 from ledger.store import LedgerStore
@@ -34,11 +35,16 @@ class DeliveryService:
 
     def deliver(self, order_id: str, change: str) -> str:
         """Make the attempt that is due, if any; returns what happened."""
-        begun = self._with_order(order_id, lambda order: order.begin_delivery(change, self.clock(), self.lease))
+        begun = self._with_order(order_id, lambda order: order.begin_delivery(change, self.clock(), self.lease,
+                                                                                self.policy))
         if begun is None:
             return "not_due"
         order, attempt = begun
-        outcome = self.client.post(payload(order, change), idempotency_key=f"{order_id}:{change}")
+        try:
+            outcome = self.client.post(payload(order, change), idempotency_key=f"{order_id}:{change}")
+        except Exception as exc:  # a bug must count as a failed attempt, or it would be retried for ever
+            log.exception("delivery of %s %s raised", order_id, change)
+            outcome = Outcome(ok=False, status=None, error=f"{type(exc).__name__}: {exc}")
         finished = self._with_order(order_id, lambda o: o.finish_delivery(
             change, attempt, ok=outcome.ok, error=outcome.error, now=self.clock(), policy=self.policy))
         result = finished[1] if finished else "stale"

@@ -100,11 +100,19 @@ class Order(Aggregate):
 
     # -- delivery of changes to the merchant's system ---------------------------------------------
 
-    def begin_delivery(self, change: str, now: datetime, lease: timedelta) -> int | None:
+    def begin_delivery(self, change: str, now: datetime, lease: timedelta, policy: outbox.RetryPolicy) -> int | None:
         """The attempt number to make now, or None when nothing is due (done, in flight, or early)."""
         entry = self._entry(change)
         if not outbox.is_due(entry, now, lease):
             return None
+        if entry["state"] == outbox.IN_FLIGHT:
+            # Its worker died, or never came back within the lease: that attempt counts, and may be the last.
+            lost = "attempt lost: no outcome within the lease (worker stopped?)"
+            if entry["attempts"] - entry["round_start"] >= 1 + policy.max_retries:
+                self._delivery_failed(change=change, attempt=entry["attempts"], error=lost, next_retry_at=None)
+                self._abandon(change=change, attempts=entry["attempts"], error=lost)
+                return None
+            self._delivery_failed(change=change, attempt=entry["attempts"], error=lost, next_retry_at=now)
         self._attempt(change=change, attempt=entry["attempts"] + 1, started_at=now)
         return int(entry["attempts"])
 
