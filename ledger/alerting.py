@@ -35,8 +35,9 @@ BATCH = 200
 class AlertService:
     def __init__(self, store: LedgerStore, engine: sa.Engine | None, robots: Sequence[Any],
                  limits: RateLimiterBackend, *, dedup_seconds: int, clock: Callable[[], datetime],
-                 compose: Callable[[Sequence[dict[str, Any]]], str]) -> None:
+                 compose: Callable[[Sequence[dict[str, Any]]], str], key_prefix: str = "ledger") -> None:
         self.store, self.engine, self.robots, self.limits = store, engine, robots, limits
+        self.key_prefix = key_prefix
         self.dedup_seconds, self.clock, self.compose = dedup_seconds, clock, compose
 
     def raise_alert(self, kind: str, key: str, message: str, at: datetime | None = None) -> bool:
@@ -55,7 +56,8 @@ class AlertService:
         robot whose pace held them back (the caller asks again after PACE_SECONDS)."""
         sent: dict[str, int | None] = {}
         for robot in self.robots:
-            mutex = ConcurrentRateLimiter(self.limits, f"alerts-send-{robot.name}", limit=1, ttl=60_000)
+            mutex = ConcurrentRateLimiter(self.limits, f"{self.key_prefix}:alerts-send-{robot.name}", limit=1,
+                                          ttl=60_000)
             with mutex.acquire(raise_on_failure=False) as alone:
                 sent[robot.name] = self._send_to(robot) if alone else None
         return sent
@@ -64,7 +66,8 @@ class AlertService:
         pending = self._pending(robot.name)
         if not pending:
             return 0
-        pace = WindowRateLimiter(self.limits, f"alerts-robot-{robot.name}", limit=1, window=PACE_SECONDS)
+        pace = WindowRateLimiter(self.limits, f"{self.key_prefix}:alerts-robot-{robot.name}", limit=1,
+                                 window=PACE_SECONDS)
         with pace.acquire(raise_on_failure=False) as allowed:
             if not allowed:
                 return None

@@ -88,7 +88,8 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     broker, limits = make_broker(str(settings.redis_url) if settings.redis_url else None,
                                  settings.redis_prefix)
     alerting = AlertService(store, engine, _robots(settings) if robots is None else robots, limits,
-                            dedup_seconds=settings.alert_dedup_seconds, clock=clock, compose=compose)
+                            dedup_seconds=settings.alert_dedup_seconds, clock=clock, compose=compose,
+                            key_prefix=settings.redis_prefix)
     if lock is None:
         lock = _lock(settings, closers, on_degraded=lambda exc: alerting.raise_alert(
             "redis_degraded", "redis", f"Redis is unreachable ({exc}); orders are taken with the version "

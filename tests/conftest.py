@@ -72,14 +72,24 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+_USED_PREFIXES: list[str] = []
+
+
 @pytest.fixture
 def redis_prefix(redis_url: str) -> Iterator[str]:
-    """A key prefix of this test's own on the shared Redis; every key under it is deleted afterwards."""
+    """A key prefix of this test's own on the shared Redis; every key under it is deleted afterwards,
+    and again when the session ends (a process stopped after this test may still have written one)."""
     prefix = f"ledger-test-{uuid.uuid4().hex[:12]}"
+    _USED_PREFIXES.append(prefix)
     try:
         yield prefix
     finally:
         delete_keys(redis_url, prefix)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for prefix in _USED_PREFIXES:
+        delete_keys(REDIS_URL, prefix)
 
 
 @pytest.fixture

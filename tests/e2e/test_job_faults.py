@@ -51,9 +51,11 @@ def delivered_once(ledger: Ledger, merchant: FakeMerchant, order: str) -> None:
 
 @pytest.mark.slow
 def test_worker_killed_mid_delivery_on_redis_ends_in_exactly_one_successful_delivery(
-        processes: Callable[..., subprocess.Popen[bytes]], make_ledger: Callable[..., Ledger], postgres_url: str,
-        redis_url: str, redis_prefix: str, merchant: FakeMerchant, robot: FakeDingTalk,
+        redis_prefix: str, processes: Callable[..., subprocess.Popen[bytes]], make_ledger: Callable[..., Ledger],
+        postgres_url: str, redis_url: str, merchant: FakeMerchant, robot: FakeDingTalk,
         alipay: SandboxAlipay) -> None:
+    # redis_prefix comes first so that it is cleaned up last, after the worker processes are stopped:
+    # a worker still running would write its heartbeat key back.
     env = {**alipay.env(), **job_env(merchant, robot), "LEDGER_DATABASE_URL": postgres_url,
            "LEDGER_REDIS_URL": redis_url, "LEDGER_REDIS_PREFIX": redis_prefix}
     ledger = make_ledger(postgres_url, **env)
