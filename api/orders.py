@@ -11,7 +11,7 @@ from api.views import LedgerJSON, event_view, order_view
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.money import parse_amount
 from ledger.service import RegisterOrder
-from projections.lookups import order_row, reached
+from projections.queries import order_row, reached
 
 READ_YOUR_WRITE_SECONDS = 5.0
 

@@ -1,10 +1,12 @@
-"""Finance's reads of the read model: orders by keyset pages, and the daily totals; alike on SQLite and PostgreSQL.
+"""The API's reads of the read model: one order, orders by keyset pages, daily totals, waiting for a position;
+alike on SQLite and PostgreSQL.
 
 Times come back timezone-aware in UTC and money as Decimal, whichever database answered.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from projections.common import ZERO
-from projections.tables import daily_totals, order_status
+from projections.tables import daily_totals, order_status, projection_positions
 
 ORDER_COLUMNS = tuple(order_status.c.keys())
 DAILY_COLUMNS = tuple(daily_totals.c.keys())
@@ -82,3 +84,24 @@ def _read(value: Any) -> Any:
     if isinstance(value, Decimal):
         return value.quantize(ZERO)
     return value
+
+
+def order_row(engine: sa.Engine, app_id: str, out_trade_no: str) -> dict[str, Any] | None:
+    query = sa.select(order_status).where(order_status.c.app_id == app_id,
+                                          order_status.c.out_trade_no == out_trade_no)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else dict(row._mapping)
+
+
+def reached(engine: sa.Engine, position: int, *, timeout: float, names: tuple[str, ...] = ("order_status",)) -> bool:
+    """Wait until the named projections have applied the log up to `position`; False on timeout."""
+    deadline = time.monotonic() + timeout
+    query = sa.select(sa.func.min(projection_positions.c.position)).where(projection_positions.c.name.in_(names))
+    while True:
+        with engine.connect() as conn:
+            if (conn.execute(query).scalar() or 0) >= position:
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
