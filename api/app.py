@@ -62,6 +62,6 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads
     )
     app.state.ledger = ledger
     app.state.follower = background
-    # Few intake threads: every thread more competes for the GIL with the one holding the table lock.
+    # Refused callbacks are logged by a few threads: a flood of forgeries cannot take every thread.
     app.state.intake_limiter = anyio.CapacityLimiter(intake_threads)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import anyio
@@ -9,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
 from ledger.alipay.form import MAX_BODY_BYTES
-from ledger.domain.errors import Rejected, RetryLater
+from ledger.domain.errors import Rejected, RetryLater, UnknownOrder
 from ledger.service import RecordCallback
 
 log = logging.getLogger(__name__)
@@ -33,20 +34,24 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 
 async def notify(request: Request) -> PlainTextResponse:
-    try:
-        body = await read_limited(request, MAX_BODY_BYTES)
-    except BodyTooLarge:
-        request.app.state.ledger.service.metrics.notifications.labels("too_large").inc()
-        return PlainTextResponse("fail", status_code=413)
-    remote = request.client.host if request.client else ""
     service = request.app.state.ledger.service
     counted = service.metrics.notifications
     try:
-        await anyio.to_thread.run_sync(service.record_callback, RecordCallback(body=body, remote_addr=remote),
-                                       limiter=request.app.state.intake_limiter)
-    except Rejected as exc:
+        body = await read_limited(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
+        counted.labels("too_large").inc()
+        return PlainTextResponse("fail", status_code=413)
+    cmd = RecordCallback(body=body, remote_addr=request.client.host if request.client else "")
+    try:
+        # Verifying is CPU only (about 0.1 ms): done here, it saves a thread hop per callback. The group
+        # commit's thread answers the future once the batch holding this callback is committed.
+        await asyncio.wrap_future(service.submit(service.verify(cmd)))
+    except (Rejected, UnknownOrder) as exc:
+        await anyio.to_thread.run_sync(service.refuse, cmd, exc, limiter=request.app.state.intake_limiter)
         counted.labels(exc.reason).inc()
-        return PlainTextResponse("fail", status_code=400)
+        if isinstance(exc, Rejected):
+            return PlainTextResponse("fail", status_code=400)
+        return PlainTextResponse("fail", status_code=503, headers={"Retry-After": "60"})
     except RetryLater as exc:
         counted.labels(exc.reason).inc()
         log.warning("notification not recorded, Alipay will retry: %s", exc)

@@ -100,7 +100,9 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     metrics = Metrics()
     service = LedgerService(store, lock, rejections, settings.apps, require_known_orders=settings.require_known_orders,
                             clock=clock, alert=alerting.raise_alert,
-                            signature_burst=BurstCounter(settings.signature_alert_threshold), metrics=metrics)
+                            signature_burst=BurstCounter(settings.signature_alert_threshold), metrics=metrics,
+                            lock_wait_seconds=settings.lock_wait_ms / 1000)
+    closers.append(service.close)
     ledger = Ledger(settings, store, lock, rejections, service, engine, None, closers, clock, broker, alerting)
     ledger.metrics = metrics
     metrics.watch(ledger)

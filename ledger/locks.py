@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
+from uuid import uuid4
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,6 +26,23 @@ log = logging.getLogger(__name__)
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
+# One round trip for a whole batch: SET NX PX each key with the batch's token, then compare-and-delete each.
+# The keys and tokens are those of redis-py's Lock, so single holders and batches exclude one another.
+_ACQUIRE_MANY = """
+local got = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('set', key, ARGV[1], 'NX', 'PX', ARGV[2]) then got[i] = 1 else got[i] = 0 end
+end
+return got
+"""
+_RELEASE_MANY = """
+local released = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('get', key) == ARGV[1] then redis.call('del', key); released = released + 1 end
+end
+return released
+"""
+
 
 @dataclass
 class LockHold:
@@ -34,8 +52,22 @@ class LockHold:
     expired: bool = False
 
 
+@dataclass
+class ManyHold:
+    """A group commit's locks: the keys it `held`, and those `busy` with another holder (not waited for)."""
+
+    held: set[str] = field(default_factory=set)
+    busy: set[str] = field(default_factory=set)
+    degraded: bool = False
+    expired: int = 0  # after exit: how many of the held keys had expired before release
+
+
 class OrderLock(Protocol):
     def hold(self, key: str) -> AbstractContextManager[LockHold]: ...
+
+    def hold_many(self, keys: Collection[str]) -> AbstractContextManager[ManyHold]:
+        """Take every free key at once, without waiting for the busy ones."""
+        ...
 
     def status(self) -> dict[str, object]: ...
 
@@ -72,6 +104,8 @@ class RedisOrderLock:
         self._degraded = False
         self._detail = "redis reachable"
         self._recheck_at = 0.0
+        self._acquire_script = client.register_script(_ACQUIRE_MANY)
+        self._release_script = client.register_script(_RELEASE_MANY)
 
     @contextmanager
     def hold(self, key: str) -> Iterator[LockHold]:
@@ -85,6 +119,49 @@ class RedisOrderLock:
             yield hold
         finally:
             self._release(lock, hold)
+
+    @contextmanager
+    def hold_many(self, keys: Collection[str]) -> Iterator[ManyHold]:
+        hold = ManyHold()
+        names = {f"{self._prefix}:lock:{key}": key for key in keys}
+        token = uuid4().hex
+        got = self._acquire_many(list(names), token) if names else []
+        if got is None:
+            hold.degraded = True
+            hold.held = set(keys)
+            yield hold
+            return
+        for name, flag in zip(names, got, strict=True):
+            (hold.held if flag else hold.busy).add(names[name])
+        mine = [name for name, flag in zip(names, got, strict=True) if flag]
+        try:
+            yield hold
+        finally:
+            if mine:
+                self._release_many(mine, token, hold)
+
+    def _acquire_many(self, names: list[str], token: str) -> list[int] | None:
+        with self._state:
+            if self._degraded and time.monotonic() < self._recheck_at:
+                return None
+        try:
+            got = self._acquire_script(keys=names, args=[token, int(self._ttl * 1000)])
+        except _UNREACHABLE as exc:
+            self._went_down(exc)
+            return None
+        self._came_back()
+        return [int(flag) for flag in got]
+
+    def _release_many(self, names: list[str], token: str, hold: ManyHold) -> None:
+        try:
+            released = int(self._release_script(keys=names, args=[token]))
+        except _UNREACHABLE as exc:
+            log.warning("could not release %d locks (%s); they expire within %s s", len(names), exc, self._ttl)
+            self._went_down(exc)
+            return
+        hold.expired = len(names) - released
+        if hold.expired:
+            log.warning("%d of a batch's locks expired before it finished (ttl %s s)", hold.expired, self._ttl)
 
     def status(self) -> dict[str, object]:
         with self._state:
@@ -189,6 +266,28 @@ class LocalOrderLock:
                 slot.users -= 1
                 if slot.users == 0:
                     del self._slots[key]
+
+    @contextmanager
+    def hold_many(self, keys: Collection[str]) -> Iterator[ManyHold]:
+        hold = ManyHold()
+        with self._guard:
+            for key in keys:
+                slot = self._slots.setdefault(key, _Slot())
+                if slot.lock.acquire(blocking=False):
+                    slot.users += 1
+                    hold.held.add(key)
+                else:
+                    hold.busy.add(key)
+        try:
+            yield hold
+        finally:
+            with self._guard:
+                for key in hold.held:
+                    slot = self._slots[key]
+                    slot.lock.release()
+                    slot.users -= 1
+                    if slot.users == 0:
+                        del self._slots[key]
 
     @property
     def tracked_keys(self) -> int:

@@ -27,6 +27,8 @@ class Metrics:
                                           registry=self.registry)
         self.lock_wait = Histogram("ledger_lock_wait_seconds", "Time waiting for an order's lock",
                                    buckets=(0.001, 0.005, 0.02, 0.1, 0.5, 1, 3, 10), registry=self.registry)
+        self.batch_size = Histogram("ledger_group_commit_size", "Callbacks saved by one group commit",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=self.registry)
         self.version_conflicts = Counter("ledger_version_conflicts", "Appends refused by the version check",
                                          registry=self.registry)
 

@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,6 +34,7 @@ from ledger.domain.errors import (
 )
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
+from ledger.intake import GroupCommit, Recorded, Verified
 from ledger.locks import OrderLock
 from ledger.metrics import Metrics
 from ledger.rejections import Rejection, RejectionLog
@@ -58,17 +60,6 @@ class RegisterOrder:
 
 
 @dataclass(frozen=True)
-class Recorded:
-    order_id: UUID
-    out_trade_no: str
-    version: int
-    status: str
-    duplicate: bool
-    degraded: bool
-    position: int  # in the event log: read your own write with ?min_position=
-
-
-@dataclass(frozen=True)
 class Registered:
     order: Order
     newly: bool  # False: it was registered alike before
@@ -80,35 +71,42 @@ class LedgerService:
                  apps: Mapping[str, AlipayApp], *, require_known_orders: bool = False,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  alert: Callable[..., bool] | None = None, signature_burst: Any = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, lock_wait_seconds: float = 3.0) -> None:
         self.store, self.lock, self.rejections, self.apps = store, lock, rejections, apps
         self.require_known_orders = require_known_orders
         self.clock, self.alert, self.signature_burst = clock, alert, signature_burst
         self.metrics = metrics or Metrics()
+        self.intake = GroupCommit(store, lock, require_known_orders=require_known_orders,
+                                  wait_seconds=lock_wait_seconds, metrics=self.metrics)
+
+    def close(self) -> None:
+        """Commit the callbacks already queued; refuse later ones."""
+        self.intake.close()
 
     def record_callback(self, cmd: RecordCallback) -> Recorded:
-        received_at = self.clock()
+        """Verify, record, and return once the commit that holds the callback is done (blocking)."""
         try:
-            params = parse_notification(cmd.body)
-            app = self.apps.get(params.get("app_id", ""))
-            if app is None:
-                raise UnknownApp(f"no Alipay key is configured for app_id {params.get('app_id')!r}")
-            verify(params, app.public_key)
-            if app.seller_id and params.get("seller_id") != app.seller_id:
-                raise SellerMismatch(f"seller_id {params.get('seller_id')!r} is not this merchant's seller")
-            notice = TradeNotice.from_params(params)
-        except Rejected as exc:
-            self._reject(cmd, received_at, exc)
+            return self.submit(self.verify(cmd)).result()
+        except (Rejected, UnknownOrder) as exc:
+            self.refuse(cmd, exc)
             raise
-        delivery_id = uuid4().hex
-        waiting = time.monotonic()
-        with self.lock.hold(f"{notice.app_id}/{notice.out_trade_no}") as hold:
-            self.metrics.lock_wait.observe(time.monotonic() - waiting)
-            order, position = self._decide_and_save(notice, lambda order: order.receive(
-                notice, params, delivery_id=delivery_id, received_at=received_at, remote_addr=cmd.remote_addr),
-                cmd=cmd, received_at=received_at)
-        return Recorded(order.id, order.out_trade_no, order.version, order.status.value,
-                        duplicate=order.deliveries[notice.notify_id] > 1, degraded=hold.degraded, position=position)
+
+    def verify(self, cmd: RecordCallback) -> Verified:
+        """Signature and merchant checks, CPU only: raises Rejected (then pass it to `refuse`)."""
+        received_at = self.clock()
+        params = parse_notification(cmd.body)
+        app = self.apps.get(params.get("app_id", ""))
+        if app is None:
+            raise UnknownApp(f"no Alipay key is configured for app_id {params.get('app_id')!r}")
+        verify(params, app.public_key)
+        if app.seller_id and params.get("seller_id") != app.seller_id:
+            raise SellerMismatch(f"seller_id {params.get('seller_id')!r} is not this merchant's seller")
+        return Verified(TradeNotice.from_params(params), params, received_at, cmd.remote_addr, uuid4().hex)
+
+    def submit(self, verified: Verified) -> Future[Recorded]:
+        """Queue a verified callback for the next group commit; the future fails with UnknownOrder in
+        strict mode (pass that to `refuse` too), or with a RetryLater."""
+        return self.intake.submit(verified)
 
     def register_order(self, cmd: RegisterOrder) -> Registered:
         newly = False
@@ -162,25 +160,6 @@ class LedgerService:
         except PersistenceError as exc:
             raise StorageUnavailable(str(exc)) from exc
 
-    def _decide_and_save(self, notice: TradeNotice, decide: Callable[[Order], None], *,
-                         cmd: RecordCallback, received_at: datetime) -> tuple[Order, int]:
-        def create() -> Order:
-            if self.require_known_orders:
-                raise UnknownOrder(f"order {notice.out_trade_no} is not registered")
-            return Order(app_id=notice.app_id, out_trade_no=notice.out_trade_no)
-
-        def guarded(order: Order) -> None:
-            if self.require_known_orders and not order.registered:
-                raise UnknownOrder(f"order {notice.out_trade_no} is not registered")
-            decide(order)
-
-        try:
-            return self._save_with_retries(Order.create_id(notice.app_id, notice.out_trade_no), guarded,
-                                           create=create)
-        except UnknownOrder as exc:
-            self._reject(cmd, received_at, exc)
-            raise
-
     def _save_with_retries(self, order_id: UUID, decide: Callable[[Order], None], *,
                            create: Callable[[], Order]) -> tuple[Order, int]:
         """Decide and save; returns the order and a log position at or after its last event."""
@@ -218,8 +197,10 @@ class LedgerService:
         return mine is not None and any(
             getattr(e, "delivery_id", None) == mine for e in self.store.events.get(order_id, gt=loaded))
 
-    def _reject(self, cmd: RecordCallback, received_at: datetime, exc: Exception) -> None:
-        reason = getattr(exc, "reason", "rejected")
+    def refuse(self, cmd: RecordCallback, exc: Rejected | UnknownOrder) -> None:
+        """Keep a refused callback in the rejected log, count it, and alert when that is news (blocking)."""
+        received_at = self.clock()
+        reason = exc.reason
         log.warning("refused notification from %s: %s (%s)", cmd.remote_addr, reason, exc)
         self.rejections.record(Rejection.of(received_at, cmd.remote_addr, reason, str(exc), cmd.body))
         if reason == "bad_signature":

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.utils import Environment, EnvType
 
 from ledger.domain.order import Order
@@ -65,6 +66,15 @@ class LedgerStore(Application[UUID]):
             return self.repository.get(order_id)  # type: ignore[no-any-return]
         except AggregateNotFoundError:
             return None
+
+    def get_orders(self, order_ids: Sequence[UUID]) -> dict[UUID, Order | None]:
+        """Many orders at once: one query on PostgreSQL, one read per order elsewhere (local and fast)."""
+        select_streams = getattr(self.recorder, "select_streams", None)
+        if select_streams is None:
+            return {order_id: self.get_order(order_id) for order_id in order_ids}
+        to_event = self.mapper.to_domain_event
+        return {order_id: project_aggregate(None, map(to_event, stored))
+                for order_id, stored in select_streams(order_ids).items()}
 
     def ping(self) -> int:
         """One round trip to the database: the head of the log."""

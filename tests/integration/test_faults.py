@@ -20,31 +20,31 @@ from tests.support.alipay import SandboxAlipay
 def test_lock_that_expires_mid_work_is_fenced_by_the_version_check(
         make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str, redis_prefix: str,
         alipay: SandboxAlipay) -> None:
-    ledger = make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url, LEDGER_REDIS_PREFIX=redis_prefix,
-                         LEDGER_LOCK_TTL_SECONDS="0.3")
-    real_save, second_done = ledger.store.save, threading.Event()
-    first = threading.current_thread()
+    # Two processes' worth of ledger on one database and one Redis: the first one's commit stalls past
+    # its lock's TTL while the second takes the lock and commits the same notification.
+    env = {"LEDGER_REDIS_URL": redis_url, "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_LOCK_TTL_SECONDS": "0.3"}
+    slow, fast = make_ledger(postgres_url, **env), make_ledger(postgres_url, **env)
+    real_save, second_done = slow.store.save, threading.Event()
 
-    def slow_first_save(*items: Any, **kwargs: Any) -> Any:
-        if threading.current_thread() is first and not second_done.is_set():
-            # Pause past the lock's TTL while another delivery takes the lock and commits.
+    def stalled_save(*items: Any, **kwargs: Any) -> Any:
+        if not second_done.is_set():
             assert second_done.wait(10)
         return real_save(*items, **kwargs)
 
-    ledger.store.save = slow_first_save  # type: ignore[method-assign]
+    slow.store.save = stalled_save  # type: ignore[method-assign]
     order = ref()
     body = alipay.body(order)
 
     def second() -> None:
         time.sleep(0.05)  # let the first delivery take the lock first
-        record(ledger, body)
+        record(fast, body)
         second_done.set()
 
     other = threading.Thread(target=second)
     other.start()
-    result = record(ledger, body)
+    result = record(slow, body)
     other.join()
-    counts = Counter(kinds(ledger, order))
+    counts = Counter(kinds(slow, order))
     assert counts["PaymentConfirmed"] == 1 and counts["CallbackReceived"] == 2
     assert result.duplicate is True  # decided again after the conflict, on the other delivery's state
 

@@ -1,0 +1,284 @@
+"""Group commit of verified callbacks: those that arrive together are decided together and saved at once.
+
+One thread takes whatever has queued up since its last commit, locks all its orders in one round trip,
+loads them in one query, applies each callback to its order in arrival order, and saves every changed
+order in one `save()`: one transaction, one table lock, one commit for the whole batch. Only then is
+each caller answered. Exactly once per order holds as before: the lock keeps other processes out, and
+the version check fences the rest. An order whose lock another process holds waits for a later batch;
+a batch refused by the version check is redone order by order, so one conflicting order fails no other.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, PersistenceError
+
+from ledger.domain.errors import LockTimeout, StorageUnavailable, TooManyConflicts, UnknownOrder
+from ledger.domain.notice import TradeNotice
+from ledger.domain.order import Order
+from ledger.locks import OrderLock
+from ledger.metrics import Metrics
+from ledger.store import LedgerStore
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A callback whose signature and merchant checked out, ready to be recorded."""
+
+    notice: TradeNotice
+    params: dict[str, str]
+    received_at: datetime
+    remote_addr: str
+    delivery_id: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    order_id: UUID
+    out_trade_no: str
+    version: int
+    status: str
+    duplicate: bool
+    degraded: bool
+    position: int  # in the event log: read your own write with ?min_position=
+
+
+@dataclass(frozen=True)
+class Answer:
+    version: int
+    status: str
+    duplicate: bool
+
+
+Decision = tuple[Order | None, list[Answer], Exception | None]
+
+
+@dataclass
+class _Pending:
+    item: Verified
+    future: Future[Recorded]
+    deadline: float  # monotonic: give up waiting for a busy lock after this
+    order_id: UUID = field(init=False)
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.order_id = Order.create_id(self.item.notice.app_id, self.item.notice.out_trade_no)
+        self.key = f"{self.item.notice.app_id}/{self.item.notice.out_trade_no}"
+
+
+class GroupCommit:
+    def __init__(self, store: LedgerStore, lock: OrderLock, *, require_known_orders: bool, wait_seconds: float,
+                 metrics: Metrics, max_batch: int = 500, retry_busy_seconds: float = 0.005) -> None:
+        self.store, self.lock, self.metrics = store, lock, metrics
+        self.require_known_orders = require_known_orders
+        self.wait_seconds, self.max_batch, self.retry_busy_seconds = wait_seconds, max_batch, retry_busy_seconds
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._busy: list[_Pending] = []  # their lock was held elsewhere: tried again with the next batch
+        self._thread: threading.Thread | None = None
+        self._state = threading.Lock()
+        self._closed = False
+
+    def submit(self, item: Verified) -> Future[Recorded]:
+        """Queue one callback; the future is answered after the commit that holds it (or with the error)."""
+        future: Future[Recorded] = Future()
+        with self._state:
+            if self._closed:
+                future.set_exception(StorageUnavailable("the ledger is shutting down"))
+                return future
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+                self._thread.start()
+            self._queue.put(_Pending(item, future, time.monotonic() + self.wait_seconds))
+        return future
+
+    def close(self) -> None:
+        """Commit what was queued before, refuse what comes after."""
+        with self._state:
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
+                self._queue.put(None)
+        if thread is not None:
+            thread.join(timeout=30)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch, stopping = self._take()
+            if batch:
+                try:
+                    self._commit(batch)
+                except BaseException as exc:  # never leave a caller waiting for ever
+                    log.exception("group commit failed")
+                    _fail(batch, StorageUnavailable(f"could not record: {exc!r}"))
+        with self._state:
+            leftover = [*self._busy, *iter_queue(self._queue)]
+        _fail(leftover, StorageUnavailable("the ledger is shutting down"))
+
+    def _take(self) -> tuple[list[_Pending], bool]:
+        """Everything queued now (waiting for the first one), plus the orders that were busy last time;
+        and whether to stop after this batch."""
+        batch, self._busy = self._busy, []
+        try:
+            first = self._queue.get(timeout=self.retry_busy_seconds if batch else None)
+        except queue.Empty:
+            return batch, False
+        if first is None:
+            return batch, True
+        batch.append(first)
+        while len(batch) < self.max_batch:
+            try:
+                pending = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if pending is None:
+                return batch, True
+            batch.append(pending)
+        return batch, False
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        groups: dict[UUID, list[_Pending]] = {}
+        for pending in batch:
+            groups.setdefault(pending.order_id, []).append(pending)
+        self.metrics.batch_size.observe(len(batch))
+        waiting = time.monotonic()
+        with self.lock.hold_many({group[0].key for group in groups.values()}) as held:
+            self.metrics.lock_wait.observe(time.monotonic() - waiting)
+            for order_id, group in list(groups.items()):
+                if group[0].key in held.busy:
+                    del groups[order_id]
+                    self._defer(group)
+            if groups:
+                self._save_groups(groups, degraded=held.degraded)
+
+    def _defer(self, group: list[_Pending]) -> None:
+        now = time.monotonic()
+        for pending in group:
+            if now < pending.deadline:
+                self._busy.append(pending)
+            else:
+                pending.future.set_exception(LockTimeout(
+                    f"order {pending.key!r} stayed locked for more than {self.wait_seconds} s"))
+
+    def _save_groups(self, groups: dict[UUID, list[_Pending]], *, degraded: bool) -> None:
+        try:
+            orders = self.store.get_orders(list(groups))
+            loaded = {order_id: order.version if order else 0 for order_id, order in orders.items()}
+            decided = [self._decide(orders[order_id], group) for order_id, group in groups.items()]
+            changed = [order for order, _, _ in decided if order is not None]
+            recordings = self.store.save(*changed) if changed else []
+        except IntegrityError:
+            self.metrics.version_conflicts.inc()
+            if not self._batch_committed_anyway(changed, loaded, groups):
+                log.info("a batch of %d orders met the version check: redoing it order by order", len(groups))
+                for group in groups.values():
+                    self._save_alone(group, degraded=degraded)
+                return
+            recordings = []
+        except PersistenceError as exc:
+            _fail((p for group in groups.values() for p in group), StorageUnavailable(
+                f"event store unavailable: {exc}"))
+            return
+        position = recordings[-1].notification.id if recordings else self.store.ping()
+        for (order, answers, refused), group in zip(decided, groups.values(), strict=True):
+            _answer(group, order, answers, refused, position, degraded)
+
+    def _save_alone(self, group: list[_Pending], *, degraded: bool) -> None:
+        """One order's callbacks on their own: reload and decide again until the version check passes."""
+        order_id = group[0].order_id
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                # Without the lock (Redis down) writers of one order collide; jitter spreads them out.
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))
+            try:
+                loaded = self.store.get_order(order_id)
+                version = loaded.version if loaded else 0
+                order, answers, refused = self._decide(loaded, group)
+                if order is None:
+                    return _answer(group, order, answers, refused, self.store.ping(), degraded)
+                try:
+                    recordings = self.store.save(order)
+                except IntegrityError:
+                    self.metrics.version_conflicts.inc()
+                    if self._committed_anyway(order_id, version, group):
+                        return _answer(group, order, answers, refused, self.store.ping(), degraded)
+                    continue
+                return _answer(group, order, answers, refused, recordings[-1].notification.id, degraded)
+            except PersistenceError as exc:
+                return _fail(group, StorageUnavailable(f"event store unavailable: {exc}"))
+        _fail(group, TooManyConflicts(f"order {order_id} kept changing; gave up after {MAX_ATTEMPTS} attempts"))
+
+    def _decide(self, order: Order | None, group: list[_Pending]) -> Decision:
+        """Apply the group's callbacks in arrival order: the order to save (None: nothing to save), what to
+        answer each callback, or why the whole group is refused (its order is then left unsaved)."""
+        notice = group[0].item.notice
+        if self.require_known_orders and (order is None or not order.registered):
+            return None, [], UnknownOrder(f"order {notice.out_trade_no} is not registered")
+        if order is None:
+            order = Order(app_id=notice.app_id, out_trade_no=notice.out_trade_no)
+        answers = []
+        try:
+            for pending in group:
+                item = pending.item
+                order.receive(item.notice, item.params, delivery_id=item.delivery_id,
+                              received_at=item.received_at, remote_addr=item.remote_addr)
+                answers.append(Answer(order.version, order.status.value,
+                                      order.deliveries[item.notice.notify_id] > 1))
+        except Exception as exc:  # a bug in one order must not fail the batch
+            log.exception("could not decide callbacks for order %s", notice.out_trade_no)
+            return None, [], exc
+        return order, answers, None
+
+    def _batch_committed_anyway(self, changed: list[Order], loaded: dict[UUID, int],
+                                groups: dict[UUID, list[_Pending]]) -> bool:
+        """One transaction: all of the batch is there, or none of it. Ask one of its orders."""
+        try:
+            return self._committed_anyway(changed[0].id, loaded[changed[0].id], groups[changed[0].id])
+        except PersistenceError:
+            return False
+
+    def _committed_anyway(self, order_id: UUID, loaded: int, group: list[_Pending]) -> bool:
+        """After a lost connection the library retries a commit that went through: the retry conflicts.
+        Our own callbacks are recognised by their delivery_id."""
+        mine = {pending.item.delivery_id for pending in group}
+        return any(getattr(e, "delivery_id", None) in mine for e in self.store.events.get(order_id, gt=loaded))
+
+
+def _answer(group: list[_Pending], order: Order | None, answers: list[Answer],
+            refused: Exception | None, position: int, degraded: bool) -> None:
+    if refused is not None or order is None:
+        return _fail(group, refused or StorageUnavailable("nothing was decided"))
+    for pending, answer in zip(group, answers, strict=True):
+        pending.future.set_result(Recorded(order.id, pending.item.notice.out_trade_no, answer.version,
+                                           answer.status, duplicate=answer.duplicate, degraded=degraded,
+                                           position=position))
+
+
+def _fail(pendings: Iterable[_Pending], exc: Exception) -> None:
+    for pending in pendings:
+        if not pending.future.done():
+            pending.future.set_exception(exc)
+
+
+
+def iter_queue(pending: queue.SimpleQueue[_Pending | None]) -> Iterator[_Pending]:
+    while True:
+        try:
+            item = pending.get_nowait()
+        except queue.Empty:
+            return
+        if item is not None:
+            yield item
