@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.domain import outbox
-from projections.common import OrderKeys
+from projections.common import Batch, OrderKeys
 
 
 class Dispatcher:
@@ -26,7 +26,12 @@ class Dispatcher:
         self.deliver, self.wake_alerts, self.raise_alert = deliver, wake_alerts, raise_alert
         self.keys = OrderKeys()
 
-    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
+    def apply(self, conn: sa.Connection, events: Batch) -> None:
+        self.keys.learn(events)
+        for _, event in events:
+            self._dispatch(conn, event)
+
+    def _dispatch(self, conn: sa.Connection, event: Any) -> None:
         kind, order_id = type(event).__name__, str(event.originator_id)
         change = outbox.change_of(kind, event)
         if change is not None and self.deliver:

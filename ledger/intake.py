@@ -81,13 +81,13 @@ class _Pending:
 
 class GroupCommit:
     def __init__(self, store: LedgerStore, lock: OrderLock, *, require_known_orders: bool, wait_seconds: float,
-                 metrics: Metrics, max_batch: int = 500, retry_busy_seconds: float = 0.005) -> None:
+                 metrics: Metrics, max_batch: int = 500, retry_busy_seconds: float = 0.005, threads: int = 2) -> None:
         self.store, self.lock, self.metrics = store, lock, metrics
         self.require_known_orders = require_known_orders
         self.wait_seconds, self.max_batch, self.retry_busy_seconds = wait_seconds, max_batch, retry_busy_seconds
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._busy: list[_Pending] = []  # their lock was held elsewhere: tried again with the next batch
-        self._thread: threading.Thread | None = None
+        self.threads = threads
+        self._threads: list[threading.Thread] = []
         self._state = threading.Lock()
         self._closed = False
 
@@ -98,9 +98,11 @@ class GroupCommit:
             if self._closed:
                 future.set_exception(StorageUnavailable("the ledger is shutting down"))
                 return future
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
-                self._thread.start()
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._run, name=f"group-commit-{n}", daemon=True)
+                                 for n in range(self.threads)]
+                for thread in self._threads:
+                    thread.start()
             self._queue.put(_Pending(item, future, time.monotonic() + self.wait_seconds))
         return future
 
@@ -108,30 +110,30 @@ class GroupCommit:
         """Commit what was queued before, refuse what comes after."""
         with self._state:
             self._closed = True
-            thread = self._thread
-            if thread is not None:
+            for _ in self._threads:
                 self._queue.put(None)
-        if thread is not None:
+        for thread in self._threads:
             thread.join(timeout=30)
+        # Each thread took one stop mark; whatever is left came after them (or their threads hung).
+        _fail(iter_queue(self._queue), StorageUnavailable("the ledger is shutting down"))
 
     def _run(self) -> None:
-        stopping = False
+        stopping, busy = False, []  # busy: their lock was held elsewhere; they join the next batch
         while not stopping:
-            batch, stopping = self._take()
+            batch, stopping = self._take(busy)
+            busy = []
             if batch:
                 try:
-                    self._commit(batch)
+                    self._commit(batch, busy)
                 except BaseException as exc:  # never leave a caller waiting for ever
                     log.exception("group commit failed")
                     _fail(batch, StorageUnavailable(f"could not record: {exc!r}"))
-        with self._state:
-            leftover = [*self._busy, *iter_queue(self._queue)]
-        _fail(leftover, StorageUnavailable("the ledger is shutting down"))
+        _fail(busy, StorageUnavailable("the ledger is shutting down"))
 
-    def _take(self) -> tuple[list[_Pending], bool]:
+    def _take(self, busy: list[_Pending]) -> tuple[list[_Pending], bool]:
         """Everything queued now (waiting for the first one), plus the orders that were busy last time;
         and whether to stop after this batch."""
-        batch, self._busy = self._busy, []
+        batch = list(busy)
         try:
             first = self._queue.get(timeout=self.retry_busy_seconds if batch else None)
         except queue.Empty:
@@ -149,7 +151,7 @@ class GroupCommit:
             batch.append(pending)
         return batch, False
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, batch: list[_Pending], busy: list[_Pending]) -> None:
         groups: dict[UUID, list[_Pending]] = {}
         for pending in batch:
             groups.setdefault(pending.order_id, []).append(pending)
@@ -160,15 +162,15 @@ class GroupCommit:
             for order_id, group in list(groups.items()):
                 if group[0].key in held.busy:
                     del groups[order_id]
-                    self._defer(group)
+                    self._defer(group, busy)
             if groups:
                 self._save_groups(groups, degraded=held.degraded)
 
-    def _defer(self, group: list[_Pending]) -> None:
+    def _defer(self, group: list[_Pending], busy: list[_Pending]) -> None:
         now = time.monotonic()
         for pending in group:
             if now < pending.deadline:
-                self._busy.append(pending)
+                busy.append(pending)
             else:
                 pending.future.set_exception(LockTimeout(
                     f"order {pending.key!r} stayed locked for more than {self.wait_seconds} s"))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
+from projections.common import Batch
 from projections.tables import callback_log as t
 
 
@@ -13,12 +12,11 @@ class CallbackLogProjection:
     name = "callback_log"
     tables = (t,)
 
-    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
-        if type(event).__name__ != "CallbackReceived":
-            return
-        params = event.params
-        conn.execute(t.insert().values(
-            position=position, app_id=params.get("app_id", ""), out_trade_no=params.get("out_trade_no", ""),
-            version=event.originator_version, notify_id=event.notify_id,
-            trade_status=params.get("trade_status", ""), received_at=event.received_at,
-            remote_addr=event.remote_addr, duplicate=event.duplicate))
+    def apply(self, conn: sa.Connection, events: Batch) -> None:
+        rows = [{"position": position, "app_id": e.params.get("app_id", ""),
+                 "out_trade_no": e.params.get("out_trade_no", ""), "version": e.originator_version,
+                 "notify_id": e.notify_id, "trade_status": e.params.get("trade_status", ""),
+                 "received_at": e.received_at, "remote_addr": e.remote_addr, "duplicate": e.duplicate}
+                for position, e in events if type(e).__name__ == "CallbackReceived"]
+        if rows:
+            conn.execute(t.insert(), rows)

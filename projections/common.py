@@ -1,4 +1,5 @@
-"""What every projection shares: China Standard Time days, portable upserts, an order's natural key."""
+"""What every projection shares: batches in layers, China Standard Time days, portable upserts, an order's
+natural key."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from projections.tables import order_status
 
+Batch = list[tuple[int, Any]]  # (log position, event), in log order
 CST = timezone(timedelta(hours=8), "CST")
 
 
@@ -30,6 +32,23 @@ def cst_day(text: str, fallback: datetime) -> date:
     return moment.astimezone(CST).date()
 
 
+def layers(events: Batch) -> list[Batch]:
+    """Split a batch into layers holding at most one event of each stream, each stream's events in order.
+
+    Every projection's rows belong to one order (or add up, as daily totals do), so events of different
+    orders commute: within a layer they can be written in bulk, one statement per kind of change.
+    """
+    depth: dict[Any, int] = {}
+    result: list[Batch] = []
+    for position, event in events:
+        level = depth.get(event.originator_id, 0)
+        depth[event.originator_id] = level + 1
+        if level == len(result):
+            result.append([])
+        result[level].append((position, event))
+    return result
+
+
 def upsert_add(conn: sa.Connection, table: sa.Table, keys: dict[str, Any], amounts: dict[str, Any]) -> None:
     """Insert the row, or add `amounts` to the existing one, in one statement on SQLite and PostgreSQL."""
     insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
@@ -44,6 +63,14 @@ class OrderKeys:
     def __init__(self, size: int = 10_000) -> None:
         self._known: dict[str, tuple[str, str]] = {}
         self._size = size
+
+    def learn(self, events: Batch) -> None:
+        """Orders opened in this batch: their keys are in the event, no need to ask order_status."""
+        for _, event in events:
+            if type(event).__name__ == "Opened" and type(event).__qualname__.startswith("Order."):
+                if len(self._known) >= self._size:
+                    self._known.clear()
+                self._known[str(event.originator_id)] = (event.app_id, event.out_trade_no)
 
     def __call__(self, conn: sa.Connection, order_id: object) -> tuple[str, str]:
         key = str(order_id)

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.common import ZERO, OrderKeys, cst_day, upsert_add
+from projections.common import ZERO, Batch, OrderKeys, cst_day, upsert_add
 from projections.tables import daily_totals, journal_entries
 
 CLEARING, SALES, REFUNDS = "alipay_clearing", "sales", "sales_refunds"
@@ -52,30 +52,44 @@ class DailyTotalsProjection(_MoneyProjection):
     name = "daily_totals"
     tables = (daily_totals,)
 
-    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
-        moved = self.movement(conn, event)
-        if moved is None:
-            return
-        paid, refunded = (moved.amount, ZERO) if moved.kind == "payment" else (ZERO, moved.amount)
-        upsert_add(conn, daily_totals, {"day": moved.day, "app_id": moved.app_id}, {
-            "payments_count": int(moved.kind == "payment"), "payments_amount": paid,
-            "refunds_count": int(moved.kind == "refund"), "refunds_amount": refunded, "net_amount": paid - refunded})
+    def apply(self, conn: sa.Connection, events: Batch) -> None:
+        # Totals only add up: a batch is summed per day and app first, then one upsert per row touched.
+        self.keys.learn(events)
+        sums: dict[tuple[date, str], dict[str, Any]] = {}
+        for _, event in events:
+            moved = self.movement(conn, event)
+            if moved is None:
+                continue
+            paid, refunded = (moved.amount, ZERO) if moved.kind == "payment" else (ZERO, moved.amount)
+            row = sums.setdefault((moved.day, moved.app_id), {
+                "payments_count": 0, "payments_amount": ZERO, "refunds_count": 0, "refunds_amount": ZERO,
+                "net_amount": ZERO})
+            row["payments_count"] += int(moved.kind == "payment")
+            row["payments_amount"] += paid
+            row["refunds_count"] += int(moved.kind == "refund")
+            row["refunds_amount"] += refunded
+            row["net_amount"] += paid - refunded
+        for (day, app_id), amounts in sums.items():
+            upsert_add(conn, daily_totals, {"day": day, "app_id": app_id}, amounts)
 
 
 class JournalProjection(_MoneyProjection):
     name = "journal_entries"
     tables = (journal_entries,)
 
-    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
-        moved = self.movement(conn, event)
-        if moved is None:
-            return
-        debit, credit = (CLEARING, SALES) if moved.kind == "payment" else (REFUNDS, CLEARING)
-        memo = (f"payment {event.trade_no}" if moved.kind == "payment"
-                else f"refund {event.out_biz_no or event.refund_key}")
-        common = {"position": position, "day": moved.day, "app_id": moved.app_id,
-                  "out_trade_no": moved.out_trade_no, "memo": memo[:64]}
-        conn.execute(journal_entries.insert(), [
-            {**common, "line": 1, "account": debit, "amount": moved.amount},
-            {**common, "line": 2, "account": credit, "amount": -moved.amount},
-        ])
+    def apply(self, conn: sa.Connection, events: Batch) -> None:
+        self.keys.learn(events)
+        lines: list[dict[str, Any]] = []
+        for position, event in events:
+            moved = self.movement(conn, event)
+            if moved is None:
+                continue
+            debit, credit = (CLEARING, SALES) if moved.kind == "payment" else (REFUNDS, CLEARING)
+            memo = (f"payment {event.trade_no}" if moved.kind == "payment"
+                    else f"refund {event.out_biz_no or event.refund_key}")
+            common = {"position": position, "day": moved.day, "app_id": moved.app_id,
+                      "out_trade_no": moved.out_trade_no, "memo": memo[:64]}
+            lines += [{**common, "line": 1, "account": debit, "amount": moved.amount},
+                      {**common, "line": 2, "account": credit, "amount": -moved.amount}]
+        if lines:
+            conn.execute(journal_entries.insert(), lines)

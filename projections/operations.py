@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.domain import outbox
-from projections.common import OrderKeys
+from projections.common import Batch, OrderKeys, layers
 from projections.tables import alerts, deliveries
 
 
@@ -18,15 +18,29 @@ class DeliveriesProjection:
     def __init__(self) -> None:
         self.keys = OrderKeys()
 
-    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
+    def apply(self, conn: sa.Connection, events: Batch) -> None:
+        self.keys.learn(events)
+        for layer in layers(events):
+            # New changes in bulk; the rest (deliveries' progress, rare) one statement each. Within a layer
+            # each order appears once, so the inserts may go first.
+            new = [self._new(conn, event) for _, event in layer]
+            if rows := [row for row in new if row is not None]:
+                conn.execute(deliveries.insert(), rows)
+            for (_, event), row in zip(layer, new, strict=True):
+                if row is None:
+                    self._progress(conn, event)
+
+    def _new(self, conn: sa.Connection, event: Any) -> dict[str, Any] | None:
+        change = outbox.change_of(type(event).__name__, event)
+        if change is None:
+            return None
+        app_id, out_trade_no = self.keys(conn, event.originator_id)
+        return {"order_id": str(event.originator_id), "change": change, "app_id": app_id,
+                "out_trade_no": out_trade_no, "state": outbox.PENDING, "attempts": 0, "last_error": "",
+                "updated_at": event.timestamp}
+
+    def _progress(self, conn: sa.Connection, event: Any) -> None:
         kind, order_id, at = type(event).__name__, str(event.originator_id), event.timestamp
-        change = outbox.change_of(kind, event)
-        if change is not None:
-            app_id, out_trade_no = self.keys(conn, order_id)
-            conn.execute(deliveries.insert().values(
-                order_id=order_id, change=change, app_id=app_id, out_trade_no=out_trade_no, state=outbox.PENDING,
-                attempts=0, last_error="", updated_at=at))
-            return
         where = [deliveries.c.order_id == order_id]
         if kind in ("ManualRetryRequested", "ManuallyResolved"):
             state = outbox.RETRY_REQUESTED if kind == "ManualRetryRequested" else outbox.RESOLVED
@@ -50,7 +64,11 @@ class AlertsProjection:
     name = "alerts"
     tables = (alerts,)
 
-    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
+    def apply(self, conn: sa.Connection, events: Batch) -> None:
+        for _, event in events:
+            self._apply(conn, event)
+
+    def _apply(self, conn: sa.Connection, event: Any) -> None:
         kind = type(event).__name__
         if kind == "AlertRaised":
             conn.execute(alerts.insert().values(alert_id=str(event.originator_id), kind=event.kind, key=event.key,

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ledger.store import LedgerStore
+from projections.common import Batch
 from projections.tables import projection_positions as positions
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,9 @@ class Projection(Protocol):
     name: str
     tables: tuple[sa.Table, ...]
 
-    def apply(self, conn: sa.Connection, event: Any, position: int) -> None: ...
+    def apply(self, conn: sa.Connection, events: Batch) -> None:
+        """Apply a batch of (position, event), in log order, within the caller's transaction."""
+        ...
 
 
 class PositionMoved(Exception):
@@ -80,8 +83,7 @@ class ProjectionRunner:
             # a write lock its own transaction holds. At least once, so its effects must be idempotent.
             if projection.tables and conn.execute(move).rowcount != 1:
                 raise PositionMoved(projection.name)
-            for position, event in events:
-                projection.apply(conn, event, position)
+            projection.apply(conn, events)
             if not projection.tables and conn.execute(move).rowcount != 1:
                 raise PositionMoved(projection.name)
 
@@ -95,10 +97,9 @@ class ProjectionRunner:
             conn.execute(positions.update().values(position=0, updated_at=datetime.now(UTC)))
             start, replayed = 0, 0
             while batch := self.store.recorder.select_notifications(start, self.batch_size, inclusive_of_start=False):
-                for n in batch:
-                    event = self.store.mapper.to_domain_event(n)
-                    for projection in self.projections:
-                        projection.apply(conn, event, n.id)
+                events = [(n.id, self.store.mapper.to_domain_event(n)) for n in batch]
+                for projection in self.projections:
+                    projection.apply(conn, events)
                 start, replayed = batch[-1].id, replayed + len(batch)
             conn.execute(positions.update().values(position=start, updated_at=datetime.now(UTC)))
         return replayed
@@ -155,8 +156,11 @@ class Follower:
             self.stopping.wait(self.poll_seconds)
             return
         for _ in listener.notifies(timeout=self.poll_seconds, stop_after=1):
-            # Every commit notifies: let what arrives next join the same batch.
+            # Every commit notifies: let what arrives next join the same batch. Many notifications can come
+            # in one packet, and the generator yields them all: wait once, not once for each (measured: a
+            # burst of commits stalled the projections for seconds).
             self.stopping.wait(self.gather_seconds)
+            break
 
     @staticmethod
     def _close(listener: Any) -> None:

@@ -40,16 +40,18 @@ class Crash(Exception):
 
 
 class CrashOn:
-    """Wraps a projection: raises on its n-th event, as a process killed between two events would stop."""
+    """Wraps a projection: writes the events before its n-th, then raises, as a process killed between two
+    events would stop."""
 
     def __init__(self, inner: Any, n: int) -> None:
         self.inner, self.n, self.name, self.tables, self.seen = inner, n, inner.name, inner.tables, 0
 
-    def apply(self, conn: sa.Connection, event: Any, position: int) -> None:
-        self.seen += 1
-        if self.seen == self.n:
+    def apply(self, conn: sa.Connection, events: list[tuple[int, Any]]) -> None:
+        before, self.seen = self.seen, self.seen + len(events)
+        if before < self.n <= self.seen:
+            self.inner.apply(conn, events[:self.n - before - 1])
             raise Crash(f"killed at event {self.n}")
-        self.inner.apply(conn, event, position)
+        self.inner.apply(conn, events)
 
 
 class ProjectionContract:
