@@ -2,13 +2,12 @@
 
 eventsourcing retries a failed database call 10 times, each waiting up to POSTGRES_CONNECT_TIMEOUT for a
 pooled connection: with the database gone, one notification would hang for about a minute. Alipay only
-needs to hear `fail` so that it comes back. We try twice, and between the two weed the pool's dead
-connections out (instead of pinging the server before every use, a round trip each time).
+needs to hear `fail` so that it comes back: we try twice. (Dead pooled connections are caught by the
+pool's pre-ping, which costs a round trip per batch, not per callback.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -33,9 +32,6 @@ def _twice(method: F) -> F:
         try:
             return inner(self, *args, **kwargs)
         except (InterfaceError, OperationalError):
-            # A restarted or cut-off server leaves dead connections in the pool: weed them out, once more.
-            with contextlib.suppress(Exception):
-                self.datastore.pool.check()
             time.sleep(WAIT_SECONDS)
             return inner(self, *args, **kwargs)
 

@@ -42,6 +42,7 @@ def persistence_env(database_url: str, *, create_table: bool = True, pool_size: 
             "POSTGRES_CONNECT_TIMEOUT": "2",
             "APPLICATION_RECORDER_TOPIC": "ledger.pgrecorder:FailFastPostgresRecorder",
             "POSTGRES_LOCK_TIMEOUT": "5",
+            "POSTGRES_PRE_PING": "y",
             # At least as many connections as threads that call the store (Starlette's pool is 40).
             "POSTGRES_POOL_SIZE": str(pool_size),
             "POSTGRES_MAX_OVERFLOW": str(max_overflow),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from projections.common import Batch
+from projections.common import Batch, insert_many
 from projections.tables import callback_log as t
 
 
@@ -18,5 +18,4 @@ class CallbackLogProjection:
                  "notify_id": e.notify_id, "trade_status": e.params.get("trade_status", ""),
                  "received_at": e.received_at, "remote_addr": e.remote_addr, "duplicate": e.duplicate}
                 for position, e in events if type(e).__name__ == "CallbackReceived"]
-        if rows:
-            conn.execute(t.insert(), rows)
+        insert_many(conn, t, rows)

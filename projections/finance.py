@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.common import ZERO, Batch, OrderKeys, cst_day, upsert_add
+from projections.common import ZERO, Batch, OrderKeys, cst_day, insert_many, upsert_add
 from projections.tables import daily_totals, journal_entries
 
 CLEARING, SALES, REFUNDS = "alipay_clearing", "sales", "sales_refunds"
@@ -91,5 +91,4 @@ class JournalProjection(_MoneyProjection):
                       "out_trade_no": moved.out_trade_no, "memo": memo[:64]}
             lines += [{**common, "line": 1, "account": debit, "amount": moved.amount},
                       {**common, "line": 2, "account": credit, "amount": -moved.amount}]
-        if lines:
-            conn.execute(journal_entries.insert(), lines)
+        insert_many(conn, journal_entries, lines)

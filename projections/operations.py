@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.domain import outbox
-from projections.common import Batch, OrderKeys, layers
+from projections.common import Batch, OrderKeys, insert_many, layers
 from projections.tables import alerts, deliveries
 
 
@@ -24,8 +24,7 @@ class DeliveriesProjection:
             # New changes in bulk; the rest (deliveries' progress, rare) one statement each. Within a layer
             # each order appears once, so the inserts may go first.
             new = [self._new(conn, event) for _, event in layer]
-            if rows := [row for row in new if row is not None]:
-                conn.execute(deliveries.insert(), rows)
+            insert_many(conn, deliveries, [row for row in new if row is not None])
             for (_, event), row in zip(layer, new, strict=True):
                 if row is None:
                     self._progress(conn, event)

@@ -1,66 +1,60 @@
-"""order_status: one row per order with its current status and amounts, updated by SQL expressions.
+"""order_status: one row per order with its current status and amounts.
 
-Written in bulk: a batch is split into layers (at most one event per order), and each layer runs one
-prepared statement per kind of change over all its rows (executemany), not one statement per event.
+A batch is folded in Python: the rows of the orders it touches are read in one query, each event
+changes its order's row, and every touched row is written back in one bulk upsert. A new order's three
+or four events become one row written once, not an insert and a string of updates. Safe because the
+runner's compare-and-set on the position serialises runners before they read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
-from projections.common import ZERO, Batch, alipay_time, layers
+from projections.common import ZERO, Batch, alipay_time, insert_many
 from projections.tables import order_status as t
 
 # The status never goes backwards: PENDING < PAID < FINISHED < CLOSED, as the aggregate derives it.
-_AT_MOST = {"PAID": ["PENDING"], "FINISHED": ["PENDING", "PAID"]}
+_RANK = {"PENDING": 0, "PAID": 1, "FINISHED": 2, "CLOSED": 3}
 
 
-def _raise_status(to: str) -> Any:
-    if to == "CLOSED":
-        return "CLOSED"
-    # or_ rather than in_: an IN list is an expanding parameter, which executemany refuses.
-    return sa.case((sa.or_(*(t.c.status == lower for lower in _AT_MOST[to])), to), else_=t.c.status)
+def _raise_status(row: dict[str, Any], to: str) -> None:
+    if _RANK[to] > _RANK[row["status"]]:
+        row["status"] = to
 
 
-def _p(column: str) -> Any:
-    """A bound parameter typed like the column (its name must differ from the column's)."""
-    return sa.bindparam(f"p_{column}", type_=t.c[column].type)
+def _opened(position: int, e: Any) -> dict[str, Any]:
+    return {"id": position, "app_id": e.app_id, "out_trade_no": e.out_trade_no, "order_id": str(e.originator_id),
+            "trade_no": None, "status": "PENDING", "registered": False, "registered_amount": None, "subject": "",
+            "notified_amount": None, "paid_amount": None, "receipt_amount": None, "refunded_amount": ZERO,
+            "amount_mismatch": False, "buyer_id": None, "seller_id": None, "gmt_payment": None,
+            "first_callback_at": None, "last_callback_at": None, "callback_count": 0}
 
 
-def _update(**values: Any) -> sa.Update:
-    return (t.update().where(t.c.order_id == _p("order_id"))
-            .values(last_version=_p("last_version"), updated_at=_p("updated_at"), **values))
-
-
-# kind -> (statement, the event's parameters for it); kinds not listed only move last_version.
-_CHANGES: dict[str, tuple[sa.Update, Callable[[Any], dict[str, Any]]]] = {
-    "OrderRegistered": (
-        _update(registered=True, registered_amount=_p("registered_amount"), subject=_p("subject")),
-        lambda e: {"p_registered_amount": e.total_amount, "p_subject": e.subject}),
-    "CallbackReceived": (
-        _update(callback_count=t.c.callback_count + 1, last_callback_at=_p("last_callback_at"),
-                first_callback_at=sa.func.coalesce(t.c.first_callback_at, _p("last_callback_at")),
-                notified_amount=sa.func.coalesce(_p("notified_amount"), t.c.notified_amount)),
-        lambda e: {"p_last_callback_at": e.received_at, "p_notified_amount": (
-            Decimal(e.params["total_amount"]) if e.params.get("total_amount") else None)}),
-    "AmountMismatch": (_update(amount_mismatch=True), lambda e: {}),
-    "PaymentConfirmed": (
-        _update(status=_raise_status("PAID"), trade_no=_p("trade_no"), paid_amount=_p("paid_amount"),
-                receipt_amount=_p("receipt_amount"), buyer_id=_p("buyer_id"), seller_id=_p("seller_id"),
-                gmt_payment=_p("gmt_payment")),
-        lambda e: {"p_trade_no": e.trade_no, "p_paid_amount": e.total_amount, "p_receipt_amount": e.receipt_amount,
-                   "p_buyer_id": e.buyer_id or None, "p_seller_id": e.seller_id or None,
-                   "p_gmt_payment": alipay_time(e.gmt_payment)}),
-    "RefundRecorded": (_update(refunded_amount=t.c.refunded_amount + _p("refunded_amount")),
-                       lambda e: {"p_refunded_amount": e.amount}),
-    "TradeFinished": (_update(status=_raise_status("FINISHED")), lambda e: {}),
-    "TradeClosed": (_update(status=_raise_status("CLOSED")), lambda e: {}),
-}
-_ONLY_VERSION = (_update(), lambda e: {})
+def _fold(row: dict[str, Any], kind: str, e: Any) -> None:
+    """One event's change to its order's row; kinds not listed only move last_version."""
+    if kind == "OrderRegistered":
+        row.update(registered=True, registered_amount=e.total_amount, subject=e.subject)
+    elif kind == "CallbackReceived":
+        row.update(callback_count=row["callback_count"] + 1, last_callback_at=e.received_at,
+                   first_callback_at=row["first_callback_at"] or e.received_at)
+        if e.params.get("total_amount"):
+            row["notified_amount"] = Decimal(e.params["total_amount"])
+    elif kind == "AmountMismatch":
+        row["amount_mismatch"] = True
+    elif kind == "PaymentConfirmed":
+        _raise_status(row, "PAID")
+        row.update(trade_no=e.trade_no, paid_amount=e.total_amount, receipt_amount=e.receipt_amount,
+                   buyer_id=e.buyer_id or None, seller_id=e.seller_id or None,
+                   gmt_payment=alipay_time(e.gmt_payment))
+    elif kind == "RefundRecorded":
+        row["refunded_amount"] = row["refunded_amount"] + e.amount
+    elif kind == "TradeFinished":
+        _raise_status(row, "FINISHED")
+    elif kind == "TradeClosed":
+        _raise_status(row, "CLOSED")
 
 
 class OrderStatusProjection:
@@ -69,23 +63,22 @@ class OrderStatusProjection:
 
     def apply(self, conn: sa.Connection, events: Batch) -> None:
         orders = [(position, e) for position, e in events if type(e).__qualname__.startswith("Order.")]
-        for layer in layers(orders):  # alerts and other streams are not orders
-            opened: list[dict[str, Any]] = []
-            updates: dict[str, list[dict[str, Any]]] = {}
-            for position, e in layer:
-                kind = type(e).__name__
-                if kind == "Opened":
-                    opened.append({
-                        "id": position, "app_id": e.app_id, "out_trade_no": e.out_trade_no,
-                        "order_id": str(e.originator_id), "status": "PENDING", "registered": False, "subject": "",
-                        "refunded_amount": ZERO, "amount_mismatch": False, "callback_count": 0,
-                        "last_version": e.originator_version, "updated_at": e.timestamp})
-                    continue
-                _, params = _CHANGES.get(kind, _ONLY_VERSION)
-                updates.setdefault(kind if kind in _CHANGES else "", []).append({
-                    "p_order_id": str(e.originator_id), "p_last_version": e.originator_version,
-                    "p_updated_at": e.timestamp, **params(e)})
-            if opened:
-                conn.execute(t.insert(), opened)
-            for kind, rows in updates.items():
-                conn.execute(_CHANGES.get(kind, _ONLY_VERSION)[0], rows)
+        if not orders:
+            return  # alerts and other streams are not orders
+        ids = list({str(e.originator_id) for _, e in orders})
+        rows = {row.order_id: dict(row._mapping) for row in conn.execute(sa.select(t).where(t.c.order_id.in_(ids)))}
+        old, touched = set(rows), set()
+        for position, e in orders:
+            order_id, kind = str(e.originator_id), type(e).__name__
+            if kind == "Opened":
+                rows[order_id] = _opened(position, e)
+            _fold(rows[order_id], kind, e)
+            rows[order_id].update(last_version=e.originator_version, updated_at=e.timestamp)
+            touched.add(order_id)
+        insert_many(conn, t, [rows[order_id] for order_id in touched - old])
+        if changed := [rows[order_id] for order_id in touched & old]:
+            keep = {"id", "order_id", "app_id", "out_trade_no"}
+            conn.execute(t.update().where(t.c.order_id == sa.bindparam("key_order_id")).values(
+                {c.name: sa.bindparam(f"new_{c.name}", type_=c.type) for c in t.columns if c.name not in keep}),
+                [{"key_order_id": row["order_id"], **{f"new_{k}": v for k, v in row.items() if k not in keep}}
+                 for row in changed])

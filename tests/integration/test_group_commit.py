@@ -1,0 +1,164 @@
+"""Group commit on PostgreSQL and Redis: callbacks that arrive together share one save, and still each
+order changes exactly once: a conflict, a busy lock, a commit whose answer was lost, a shutdown."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from ledger.bootstrap import Ledger
+from ledger.domain.errors import LockTimeout, StorageUnavailable
+from ledger.intake import Recorded
+from ledger.service import RecordCallback
+from tests.integration.test_intake import kinds, record, ref
+from tests.support.alipay import APP_ID, SandboxAlipay
+
+
+@pytest.fixture
+def pg_ledger(make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str,
+              redis_prefix: str) -> Callable[..., Ledger]:
+    def make(**env: str) -> Ledger:
+        return make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url, LEDGER_REDIS_PREFIX=redis_prefix, **env)
+    return make
+
+
+def submit(ledger: Ledger, body: bytes) -> Future[Recorded]:
+    return ledger.service.submit(ledger.service.verify(RecordCallback(body=body, remote_addr="198.51.100.7")))
+
+
+class PausedSaves:
+    """Holds the first save until released, so that what arrives meanwhile queues up; counts saves."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.real, self.calls, self.release = ledger.store.save, 0, threading.Event()
+        ledger.store.save = self  # type: ignore[method-assign]
+
+    def __call__(self, *items: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        assert self.release.wait(10)
+        return self.real(*items, **kwargs)
+
+
+def test_callbacks_that_arrive_together_are_committed_by_one_save(
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay) -> None:
+    ledger = pg_ledger()
+    saves = PausedSaves(ledger)
+    first = submit(ledger, alipay.body(ref()))
+    while saves.calls == 0:  # the first batch is saving, and waits
+        threading.Event().wait(0.01)
+    orders = [ref() for _ in range(60)]
+    futures = [submit(ledger, alipay.body(order)) for order in orders]
+    saves.release.set()
+    assert first.result(10).status == "PAID"
+    assert all(f.result(10).status == "PAID" for f in futures)
+    # One save for the first callback; the 60 queued meanwhile went in one or two more (two threads).
+    assert saves.calls <= 3
+    assert all(kinds(ledger, order) == ["Opened", "CallbackReceived", "PaymentConfirmed"] for order in orders)
+
+
+def test_a_conflicting_order_is_redone_alone_and_fails_no_other_order_of_its_batch(
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay) -> None:
+    ledger, other_process = pg_ledger(), pg_ledger()
+    contested, bystanders = ref(), [ref() for _ in range(5)]
+    saves = PausedSaves(ledger)
+    futures = [submit(ledger, alipay.body(order)) for order in [contested, *bystanders]]
+    while saves.calls == 0:
+        threading.Event().wait(0.01)
+    # The batch has loaded and decided; another process commits to one of its orders first (its lock
+    # expired, or Redis was down): the batch's save is refused by the version check.
+    other_process.service.intake.lock = _NoLock()
+    record(other_process, alipay.body(contested))
+    saves.release.set()
+    results = [f.result(10) for f in futures]
+    assert [r.status for r in results] == ["PAID"] * 6
+    assert results[0].version == 4  # decided again on the newer state: after the other process's three
+    assert Counter(kinds(ledger, contested)) == {"Opened": 1, "CallbackReceived": 2, "PaymentConfirmed": 1}
+    assert all(kinds(ledger, order) == ["Opened", "CallbackReceived", "PaymentConfirmed"] for order in bystanders)
+
+
+def test_a_batch_whose_commit_went_through_but_reported_a_conflict_is_not_recorded_twice(
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay) -> None:
+    # After a dropped connection the library retries a commit that the server had made: the retry hits
+    # the unique key. The batch must answer success, not redo (and duplicate) every callback.
+    ledger = pg_ledger()
+    real_save, raised = ledger.store.save, []
+
+    def committed_then_conflict(*items: Any, **kwargs: Any) -> Any:
+        recordings = real_save(*items, **kwargs)
+        if not raised:
+            raised.append(True)
+            raise IntegrityError("duplicate key value violates unique constraint (retried commit)")
+        return recordings
+
+    ledger.store.save = committed_then_conflict  # type: ignore[method-assign]
+    orders = [ref() for _ in range(4)]
+    futures = [submit(ledger, alipay.body(order)) for order in orders]
+    assert all(f.result(10).status == "PAID" for f in futures)
+    assert raised
+    assert all(kinds(ledger, order) == ["Opened", "CallbackReceived", "PaymentConfirmed"] for order in orders)
+
+
+def test_an_order_locked_elsewhere_waits_for_a_later_batch_without_holding_up_the_others(
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, redis_prefix: str) -> None:
+    ledger = pg_ledger()
+    locked, free = ref(), ref()
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold_elsewhere() -> None:
+        with ledger.lock.hold(f"{APP_ID}/{locked}"):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_elsewhere)
+    holder.start()
+    assert held.wait(5)
+    waiting = submit(ledger, alipay.body(locked))
+    assert submit(ledger, alipay.body(free)).result(10).status == "PAID"
+    assert not waiting.done()
+    release.set()
+    holder.join()
+    assert waiting.result(10).status == "PAID"
+    assert kinds(ledger, locked) == ["Opened", "CallbackReceived", "PaymentConfirmed"]
+
+
+def test_an_order_locked_for_longer_than_the_wait_is_answered_retry_later_and_not_recorded(
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay) -> None:
+    ledger = pg_ledger(LEDGER_LOCK_WAIT_MS="300")
+    order = ref()
+
+    with ledger.lock.hold(f"{APP_ID}/{order}"), pytest.raises(LockTimeout):
+        submit(ledger, alipay.body(order)).result(10)
+    assert kinds(ledger, order) == []
+
+
+def test_close_commits_what_was_queued_and_refuses_what_comes_after(
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay) -> None:
+    ledger = pg_ledger()
+    saves = PausedSaves(ledger)
+    orders = [ref() for _ in range(10)]
+    futures = [submit(ledger, alipay.body(order)) for order in orders]
+    closing = threading.Thread(target=ledger.service.close)
+    closing.start()
+    saves.release.set()
+    closing.join(15)
+    assert not closing.is_alive()
+    assert all(f.result(1).status == "PAID" for f in futures)
+    with pytest.raises(StorageUnavailable):
+        submit(ledger, alipay.body(ref())).result(1)
+
+
+class _NoLock:
+    """A process that lost the race for the lock: it writes as if it held it."""
+
+    def hold_many(self, keys: Any) -> Any:
+        from contextlib import nullcontext
+
+        from ledger.locks import ManyHold
+        return nullcontext(ManyHold(held=set(keys)))
