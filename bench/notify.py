@@ -36,7 +36,9 @@ APP_ID, SELLER_ID = "2021000000000001", "2088000000000001"
 LUA = """
 local bodies = {}
 for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
-local n, good, bad = 0, 0, 0
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+init = function(args) n, good, bad = 0, 0, 0 end
 request = function()
   n = n + 1
   return wrk.format("POST", "/api/alipay/notify",
@@ -46,7 +48,9 @@ response = function(status, headers, body)
   if status == 200 and body == "success" then good = good + 1 else bad = bad + 1 end
 end
 done = function(summary, latency, requests)
-  io.write(string.format("RESULT good=%d bad=%d p50=%.3f p99=%.3f\\n", good, bad,
+  local g, b = 0, 0
+  for _, t in ipairs(threads) do g = g + t:get("good"); b = b + t:get("bad") end
+  io.write(string.format("RESULT good=%d bad=%d p50=%.3f p99=%.3f\\n", g, b,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 """
