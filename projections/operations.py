@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,23 +41,25 @@ class DeliveriesProjection:
 
     def _progress(self, conn: sa.Connection, event: Any) -> None:
         kind, order_id, at = type(event).__name__, str(event.originator_id), event.timestamp
-        where = [deliveries.c.order_id == order_id]
         if kind in ("ManualRetryRequested", "ManuallyResolved"):
             state = outbox.RETRY_REQUESTED if kind == "ManualRetryRequested" else outbox.RESOLVED
-            conn.execute(deliveries.update().where(*where, deliveries.c.change.in_(event.changes))
+            conn.execute(deliveries.update().where(deliveries.c.order_id == order_id,
+                                                   deliveries.c.change.in_(event.changes))
                          .values(state=state, next_retry_at=None, updated_at=at))
             return
-        changes = {
-            "DeliveryAttempted": lambda e: {"state": outbox.IN_FLIGHT, "attempts": e.attempt,
-                                            "started_at": e.started_at},
-            "DeliverySucceeded": lambda e: {"state": outbox.SUCCEEDED, "next_retry_at": None, "last_error": ""},
-            "DeliveryFailed": lambda e: {"state": outbox.FAILED, "next_retry_at": e.next_retry_at,
-                                         "last_error": e.error},
-            "DeliveryAbandoned": lambda e: {"state": outbox.ABANDONED, "next_retry_at": None},
-        }.get(kind)
+        changes = _PROGRESS.get(kind)  # most events (callbacks, payments) are none of a delivery's business
         if changes is not None:
-            conn.execute(deliveries.update().where(*where, deliveries.c.change == event.change)
+            conn.execute(deliveries.update().where(deliveries.c.order_id == order_id,
+                                                   deliveries.c.change == event.change)
                          .values(**changes(event), updated_at=at))
+
+
+_PROGRESS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "DeliveryAttempted": lambda e: {"state": outbox.IN_FLIGHT, "attempts": e.attempt, "started_at": e.started_at},
+    "DeliverySucceeded": lambda e: {"state": outbox.SUCCEEDED, "next_retry_at": None, "last_error": ""},
+    "DeliveryFailed": lambda e: {"state": outbox.FAILED, "next_retry_at": e.next_retry_at, "last_error": e.error},
+    "DeliveryAbandoned": lambda e: {"state": outbox.ABANDONED, "next_retry_at": None},
+}
 
 
 class AlertsProjection:
