@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -23,7 +22,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
-from ledger.domain.errors import LockTimeout, StorageUnavailable, TooManyConflicts, UnknownOrder
+from ledger.conflicts import committed_anyway, save_with_retries
+from ledger.domain.errors import LockTimeout, StorageUnavailable, UnknownOrder
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
 from ledger.locks import OrderLock
@@ -31,7 +31,6 @@ from ledger.metrics import Metrics
 from ledger.store import LedgerStore
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -200,28 +199,22 @@ class GroupCommit:
 
     def _save_alone(self, group: list[_Pending], *, degraded: bool) -> None:
         """One order's callbacks on their own: reload and decide again until the version check passes."""
-        order_id = group[0].order_id
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt:
-                # Without the lock (Redis down) writers of one order collide; jitter spreads them out.
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))
-            try:
-                loaded = self.store.get_order(order_id)
-                version = loaded.version if loaded else 0
-                order, answers, refused = self._decide(loaded, group)
-                if order is None:
-                    return _answer(group, order, answers, refused, self.store.ping(), degraded)
-                try:
-                    recordings = self.store.save(order)
-                except IntegrityError:
-                    self.metrics.version_conflicts.inc()
-                    if self._committed_anyway(order_id, version, group):
-                        return _answer(group, order, answers, refused, self.store.ping(), degraded)
-                    continue
-                return _answer(group, order, answers, refused, recordings[-1].notification.id, degraded)
-            except PersistenceError as exc:
-                return _fail(group, StorageUnavailable(f"event store unavailable: {exc}"))
-        _fail(group, TooManyConflicts(f"order {order_id} kept changing; gave up after {MAX_ATTEMPTS} attempts"))
+        answers: list[Answer] = []
+
+        def decide(order: Order) -> None:
+            _, decided, refused = self._decide(order, group)
+            if refused is not None:
+                raise refused
+            answers[:] = decided
+
+        notice = group[0].item.notice
+        try:
+            order, position = save_with_retries(
+                self.store, self.metrics, group[0].order_id, decide,
+                create=lambda: Order(app_id=notice.app_id, out_trade_no=notice.out_trade_no))
+        except Exception as exc:  # UnknownOrder, RetryLater, or a bug deciding this one order
+            return _fail(group, exc)
+        _answer(group, order, answers, None, position, degraded)
 
     def _decide(self, order: Order | None, group: list[_Pending]) -> Decision:
         """Apply the group's callbacks in arrival order: the order to save (None: nothing to save), what to
@@ -248,15 +241,10 @@ class GroupCommit:
                                 groups: dict[UUID, list[_Pending]]) -> bool:
         """One transaction: all of the batch is there, or none of it. Ask one of its orders."""
         try:
-            return self._committed_anyway(changed[0].id, loaded[changed[0].id], groups[changed[0].id])
+            first = changed[0].id
+            return committed_anyway(self.store, first, loaded[first], {p.item.delivery_id for p in groups[first]})
         except PersistenceError:
             return False
-
-    def _committed_anyway(self, order_id: UUID, loaded: int, group: list[_Pending]) -> bool:
-        """After a lost connection the library retries a commit that went through: the retry conflicts.
-        Our own callbacks are recognised by their delivery_id."""
-        mine = {pending.item.delivery_id for pending in group}
-        return any(getattr(e, "delivery_id", None) in mine for e in self.store.events.get(order_id, gt=loaded))
 
 
 def _answer(group: list[_Pending], order: Order | None, answers: list[Answer],

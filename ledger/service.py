@@ -8,27 +8,25 @@ we reload the order and decide again, a bounded number of times.
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import PersistenceError
 
 from ledger.alipay.form import parse_notification
 from ledger.alipay.signature import verify
+from ledger.conflicts import save_with_retries
 from ledger.domain.errors import (
     OrderNotFound,
     Rejected,
     SellerMismatch,
     StorageUnavailable,
-    TooManyConflicts,
     UnknownApp,
     UnknownOrder,
 )
@@ -42,7 +40,6 @@ from ledger.settings import AlipayApp
 from ledger.store import LedgerStore
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -117,7 +114,7 @@ class LedgerService:
             order.register(cmd.total_amount, cmd.subject)
 
         with self.lock.hold(f"{cmd.app_id}/{cmd.out_trade_no}"):
-            order, position = self._save_with_retries(
+            order, position = save_with_retries(self.store, self.metrics,
                 Order.create_id(cmd.app_id, cmd.out_trade_no), register,
                 create=lambda: Order(app_id=cmd.app_id, out_trade_no=cmd.out_trade_no))
         return Registered(order, newly, position)
@@ -140,7 +137,7 @@ class LedgerService:
             raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
 
         with self.lock.hold(f"{app_id}/{out_trade_no}"):
-            self._save_with_retries(Order.create_id(app_id, out_trade_no), decide, create=missing)
+            save_with_retries(self.store, self.metrics, Order.create_id(app_id, out_trade_no), decide, create=missing)
         return done
 
     def get_order(self, app_id: str, out_trade_no: str, version: int | None = None) -> Order | None:
@@ -159,43 +156,6 @@ class LedgerService:
             return list(self.store.events.get(Order.create_id(app_id, out_trade_no)))
         except PersistenceError as exc:
             raise StorageUnavailable(str(exc)) from exc
-
-    def _save_with_retries(self, order_id: UUID, decide: Callable[[Order], None], *,
-                           create: Callable[[], Order]) -> tuple[Order, int]:
-        """Decide and save; returns the order and a log position at or after its last event."""
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt:
-                # Without the lock (Redis down) writers of one order collide; jitter spreads them out.
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))
-            try:
-                order = self.store.get_order(order_id)
-                loaded = order.version if order else 0
-                if order is None:
-                    order = create()
-                decide(order)
-                pending = list(order.collect_events())
-                if not pending:
-                    return order, self.store.ping()
-                try:
-                    recordings = self.store.save(*pending)
-                    return order, recordings[-1].notification.id
-                except IntegrityError:
-                    self.metrics.version_conflicts.inc()
-                    if self._committed_anyway(order_id, loaded, pending):
-                        return order, self.store.ping()
-                    log.info("version conflict on order %s at version %s: deciding again", order_id, loaded)
-            except PersistenceError as exc:
-                raise StorageUnavailable(f"event store unavailable: {exc}") from exc
-        raise TooManyConflicts(f"order {order_id} kept changing; gave up after {MAX_ATTEMPTS} attempts")
-
-    def _committed_anyway(self, order_id: UUID, loaded: int, pending: list[object]) -> bool:
-        """After a lost connection the library retries a commit that went through: the retry conflicts.
-
-        A delivery is recognised by its delivery_id; other commands are idempotent and just decide again.
-        """
-        mine = next((d for d in (getattr(e, "delivery_id", None) for e in pending) if d), None)
-        return mine is not None and any(
-            getattr(e, "delivery_id", None) == mine for e in self.store.events.get(order_id, gt=loaded))
 
     def refuse(self, cmd: RecordCallback, exc: Rejected | UnknownOrder) -> None:
         """Keep a refused callback in the rejected log, count it, and alert when that is news (blocking)."""
