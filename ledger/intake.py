@@ -80,7 +80,8 @@ class _Pending:
 
 class GroupCommit:
     def __init__(self, store: LedgerStore, lock: OrderLock, *, require_known_orders: bool, wait_seconds: float,
-                 metrics: Metrics, max_batch: int = 500, retry_busy_seconds: float = 0.005, threads: int = 2) -> None:
+                 metrics: Metrics, max_batch: int = 500, retry_busy_seconds: float = 0.005, threads: int = 1) -> None:
+        # One thread measured as fast as two (1,144-1,204 against 1,043-1,115 req/s, alternating runs).
         self.store, self.lock, self.metrics = store, lock, metrics
         self.require_known_orders = require_known_orders
         self.wait_seconds, self.max_batch, self.retry_busy_seconds = wait_seconds, max_batch, retry_busy_seconds

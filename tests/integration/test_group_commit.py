@@ -57,7 +57,7 @@ def test_callbacks_that_arrive_together_are_committed_by_one_save(
     saves.release.set()
     assert first.result(10).status == "PAID"
     assert all(f.result(10).status == "PAID" for f in futures)
-    # One save for the first callback; the 60 queued meanwhile went in one or two more (two threads).
+    # One save for the first callback; the 60 queued meanwhile went in one or two more.
     assert saves.calls <= 3
     assert all(kinds(ledger, order) == ["Opened", "CallbackReceived", "PaymentConfirmed"] for order in orders)
 
