@@ -31,7 +31,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return LedgerJSON({"error": "http", "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads: int = 8,
+def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, refusal_threads: int = 8,
                background: Any = None) -> Starlette:
     """`background` (start, stop, status): what keeps the read model up to date beside serving, if anything."""
     @asynccontextmanager
@@ -63,5 +63,5 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, intake_threads
     app.state.ledger = ledger
     app.state.follower = background
     # Refused callbacks are logged by a few threads: a flood of forgeries cannot take every thread.
-    app.state.intake_limiter = anyio.CapacityLimiter(intake_threads)
+    app.state.refusal_limiter = anyio.CapacityLimiter(refusal_threads)
     return app

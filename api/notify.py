@@ -47,7 +47,7 @@ async def notify(request: Request) -> PlainTextResponse:
         # commit's thread answers the future once the batch holding this callback is committed.
         await asyncio.wrap_future(service.submit(service.verify(cmd)))
     except (Rejected, UnknownOrder) as exc:
-        await anyio.to_thread.run_sync(service.refuse, cmd, exc, limiter=request.app.state.intake_limiter)
+        await anyio.to_thread.run_sync(service.refuse, cmd, exc, limiter=request.app.state.refusal_limiter)
         counted.labels(exc.reason).inc()
         if isinstance(exc, Rejected):
             return PlainTextResponse("fail", status_code=400)

@@ -44,6 +44,11 @@ return released
 """
 
 
+def lock_key(app_id: str, out_trade_no: str) -> str:
+    """The one name of an order's lock: every path that changes an order must take this same key."""
+    return f"{app_id}/{out_trade_no}"
+
+
 @dataclass
 class LockHold:
     """What a holder learns: `degraded` on entry (no lock was taken), `expired` after exit."""
@@ -141,9 +146,8 @@ class RedisOrderLock:
                 self._release_many(mine, token, hold)
 
     def _acquire_many(self, names: list[str], token: str) -> list[int] | None:
-        with self._state:
-            if self._degraded and time.monotonic() < self._recheck_at:
-                return None
+        if self._resting():
+            return None
         try:
             got = self._acquire_script(keys=names, args=[token, int(self._ttl * 1000)])
         except _UNREACHABLE as exc:
@@ -176,10 +180,14 @@ class RedisOrderLock:
             self._came_back()
         return self.status()
 
-    def _acquire(self, key: str) -> Lock | None:
+    def _resting(self) -> bool:
+        """Redis failed moments ago: leave it alone until the recheck, and go without the lock."""
         with self._state:
-            if self._degraded and time.monotonic() < self._recheck_at:
-                return None
+            return self._degraded and time.monotonic() < self._recheck_at
+
+    def _acquire(self, key: str) -> Lock | None:
+        if self._resting():
+            return None
         lock = self._client.lock(
             f"{self._prefix}:lock:{key}",
             timeout=self._ttl,

@@ -33,7 +33,7 @@ from ledger.domain.errors import (
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
 from ledger.intake import GroupCommit, Recorded, Verified
-from ledger.locks import OrderLock
+from ledger.locks import OrderLock, lock_key
 from ledger.metrics import Metrics
 from ledger.rejections import Rejection, RejectionLog
 from ledger.settings import AlipayApp
@@ -70,7 +70,6 @@ class LedgerService:
                  alert: Callable[..., bool] | None = None, signature_burst: Any = None,
                  metrics: Metrics | None = None, lock_wait_seconds: float = 3.0) -> None:
         self.store, self.lock, self.rejections, self.apps = store, lock, rejections, apps
-        self.require_known_orders = require_known_orders
         self.clock, self.alert, self.signature_burst = clock, alert, signature_burst
         self.metrics = metrics or Metrics()
         self.intake = GroupCommit(store, lock, require_known_orders=require_known_orders,
@@ -113,7 +112,7 @@ class LedgerService:
             newly = not order.registered
             order.register(cmd.total_amount, cmd.subject)
 
-        with self.lock.hold(f"{cmd.app_id}/{cmd.out_trade_no}"):
+        with self.lock.hold(lock_key(cmd.app_id, cmd.out_trade_no)):
             order, position = save_with_retries(self.store, self.metrics,
                 Order.create_id(cmd.app_id, cmd.out_trade_no), register,
                 create=lambda: Order(app_id=cmd.app_id, out_trade_no=cmd.out_trade_no))
@@ -136,7 +135,7 @@ class LedgerService:
         def missing() -> Order:
             raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
 
-        with self.lock.hold(f"{app_id}/{out_trade_no}"):
+        with self.lock.hold(lock_key(app_id, out_trade_no)):
             save_with_retries(self.store, self.metrics, Order.create_id(app_id, out_trade_no), decide, create=missing)
         return done
 

@@ -89,19 +89,20 @@ class OrderKeys:
         """Orders opened in this batch: their keys are in the event, no need to ask order_status."""
         for _, event in events:
             if type(event).__name__ == "Opened" and type(event).__qualname__.startswith("Order."):
-                if len(self._known) >= self._size:
-                    self._known.clear()
-                self._known[str(event.originator_id)] = (event.app_id, event.out_trade_no)
+                self._remember(str(event.originator_id), (event.app_id, event.out_trade_no))
 
     def __call__(self, conn: sa.Connection, order_id: object) -> tuple[str, str]:
         key = str(order_id)
         if key not in self._known:
             row = conn.execute(sa.select(order_status.c.app_id, order_status.c.out_trade_no)
                                .where(order_status.c.order_id == key)).one()
-            if len(self._known) >= self._size:
-                self._known.clear()
-            self._known[key] = (row.app_id, row.out_trade_no)
+            self._remember(key, (row.app_id, row.out_trade_no))
         return self._known[key]
+
+    def _remember(self, key: str, keys: tuple[str, str]) -> None:
+        if len(self._known) >= self._size:
+            self._known.clear()
+        self._known[key] = keys
 
 
 ZERO = Decimal("0.00")

@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import LockTimeout, StorageUnavailable
 from ledger.intake import Recorded
+from ledger.locks import lock_key
 from ledger.service import RecordCallback
 from tests.integration.test_intake import kinds, record, ref
 from tests.support.alipay import APP_ID, SandboxAlipay
@@ -112,7 +113,7 @@ def test_an_order_locked_elsewhere_waits_for_a_later_batch_without_holding_up_th
     held, release = threading.Event(), threading.Event()
 
     def hold_elsewhere() -> None:
-        with ledger.lock.hold(f"{APP_ID}/{locked}"):
+        with ledger.lock.hold(lock_key(APP_ID, locked)):
             held.set()
             release.wait(10)
 
@@ -133,7 +134,7 @@ def test_an_order_locked_for_longer_than_the_wait_is_answered_retry_later_and_no
     ledger = pg_ledger(LEDGER_LOCK_WAIT_MS="300")
     order = ref()
 
-    with ledger.lock.hold(f"{APP_ID}/{order}"), pytest.raises(LockTimeout):
+    with ledger.lock.hold(lock_key(APP_ID, order)), pytest.raises(LockTimeout):
         submit(ledger, alipay.body(order)).result(10)
     assert kinds(ledger, order) == []
 
