@@ -16,8 +16,6 @@ from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from psycopg import Cursor
-from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 WAIT_SECONDS = 0.2
@@ -39,7 +37,6 @@ def _twice(method: F) -> F:
 
 
 class FailFastPostgresRecorder(PostgresApplicationRecorder):
-    insert_events = _twice(PostgresApplicationRecorder.insert_events)
     select_events = _twice(PostgresApplicationRecorder.select_events)
     select_notifications = _twice(PostgresApplicationRecorder.select_notifications)
     max_notification_id = _twice(PostgresApplicationRecorder.max_notification_id)
@@ -64,16 +61,28 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
                     topic=row["topic"], state=bytes(row["state"])))
         return streams
 
-    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
-                              **kwargs: Any) -> None:
-        # As the library does (table lock, NOTIFY, one INSERT returning the notification ids in order), but
-        # with one array per column: psycopg dumps those several times faster than an array of composites.
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(
-            SQL("INSERT INTO {table} (originator_id, originator_version, topic, state) "
-                "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
-                "RETURNING notification_id").format(table=self._table),
-            ([e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
-             [e.topic for e in stored_events], [e.state for e in stored_events]),
-            prepare=True)
+    @_twice
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """The library's insert (table lock, NOTIFY, one INSERT returning the notification ids in order) in
+        one round trip instead of three: BEGIN to COMMIT go out as one pipeline, the values as one binary
+        array per column (psycopg dumps text arrays of bytea through a regex per element: six times slower).
+        """
+        if not stored_events:
+            return []
+        # After an error (a conflict, a lock timeout) the pool's connection block rolls the transaction back.
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            with conn.pipeline():
+                curs.execute(b"BEGIN")
+                self._lock_table(curs)
+                self._notify_channel(curs)
+                curs.execute(self._insert, (
+                    [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
+                    [e.topic for e in stored_events], [e.state for e in stored_events]), prepare=True)
+                conn.execute(b"COMMIT")
+            return [row["notification_id"] for row in curs.fetchall()]
+
+    @functools.cached_property
+    def _insert(self) -> Composed:
+        return SQL("INSERT INTO {table} (originator_id, originator_version, topic, state) "
+                   "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+                   "RETURNING notification_id").format(table=self._table)
