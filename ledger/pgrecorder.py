@@ -50,7 +50,7 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
     def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         """The events of many streams in one round trip (a group commit loads its whole batch at once)."""
         statement = SQL("SELECT originator_id, originator_version, topic, state FROM {table} "
-                        "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+                        "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
                         ).format(table=self._table)
         streams: dict[UUID, list[StoredEvent]] = {originator_id: [] for originator_id in originator_ids}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
