@@ -26,7 +26,7 @@ from ledger.conflicts import committed_anyway, save_with_retries
 from ledger.domain.errors import LockTimeout, StorageUnavailable, UnknownOrder
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
-from ledger.locks import OrderLock, lock_key
+from ledger.locks import ManyHold, OrderLock, lock_key
 from ledger.metrics import Metrics
 from ledger.store import LedgerStore
 
@@ -89,6 +89,7 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._state = threading.Lock()
         self._closed = False
+        self._held: ManyHold | None = None  # the last batch's locks, until the next batch takes its own
 
     def submit(self, item: Verified) -> Future[Recorded]:
         """Queue one callback; the future is answered after the commit that holds it (or with the error)."""
@@ -125,12 +126,15 @@ class GroupCommit:
                 except BaseException as exc:  # never leave a caller waiting for ever
                     log.exception("group commit failed")
                     _fail(batch, StorageUnavailable(f"could not record: {exc!r}"))
+        self._release()
         _fail(busy, StorageUnavailable("the ledger is shutting down"))
 
     def _take(self, busy: list[_Pending]) -> tuple[list[_Pending], bool]:
         """Everything queued now (waiting for the first one), plus the orders that were busy last time;
         and whether to stop after this batch."""
         batch = list(busy)
+        if self._queue.empty():  # nothing to hand the last batch's locks back with: release them now
+            self._release()
         try:
             first = self._queue.get(timeout=self.retry_busy_seconds if batch else None)
         except queue.Empty:
@@ -154,14 +158,26 @@ class GroupCommit:
             groups.setdefault(pending.order_id, []).append(pending)
         self.metrics.batch_size.observe(len(batch))
         waiting = time.monotonic()
-        with self.lock.hold_many({group[0].key for group in groups.values()}) as held:
-            self.metrics.lock_wait.observe(time.monotonic() - waiting)
+        # The last batch's locks are handed back in the same round trip: they were kept until now.
+        held, self._held = self.lock.take_many({group[0].key for group in groups.values()},
+                                               release=self._held), None
+        self.metrics.lock_wait.observe(time.monotonic() - waiting)
+        try:
             for order_id, group in list(groups.items()):
                 if group[0].key in held.busy:
                     del groups[order_id]
                     self._defer(group, busy)
             if groups:
                 self._save_groups(groups, degraded=held.degraded)
+        except BaseException:
+            self.lock.release_many(held)
+            raise
+        self._held = held  # released with the next batch's, or as soon as none comes
+
+    def _release(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self.lock.release_many(held)
 
     def _defer(self, group: list[_Pending], busy: list[_Pending]) -> None:
         now = time.monotonic()

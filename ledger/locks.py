@@ -26,21 +26,21 @@ log = logging.getLogger(__name__)
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
-# One round trip for a whole batch: SET NX PX each key with the batch's token, then compare-and-delete each.
-# The keys and tokens are those of redis-py's Lock, so single holders and batches exclude one another.
-_ACQUIRE_MANY = """
-local got = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('set', key, ARGV[1], 'NX', 'PX', ARGV[2]) then got[i] = 1 else got[i] = 0 end
+# One round trip per batch: release the previous batch's keys (compare-and-delete with its token), then SET NX
+# PX each key of this batch with this batch's token. The keys and tokens are those of redis-py's Lock, so
+# single holders and batches exclude one another. KEYS: the n keys to release, then the keys to take.
+# ARGV: n, the old token, the new token, the TTL in ms. Returns how many were released, then a flag per key.
+_SWAP_MANY = """
+local n = tonumber(ARGV[1])
+local result = {0}
+for i = 1, n do
+  if redis.call('get', KEYS[i]) == ARGV[2] then redis.call('del', KEYS[i]); result[1] = result[1] + 1 end
 end
-return got
-"""
-_RELEASE_MANY = """
-local released = 0
-for _, key in ipairs(KEYS) do
-  if redis.call('get', key) == ARGV[1] then redis.call('del', key); released = released + 1 end
+for i = n + 1, #KEYS do
+  if redis.call('set', KEYS[i], ARGV[3], 'NX', 'PX', ARGV[4]) then result[#result + 1] = 1
+  else result[#result + 1] = 0 end
 end
-return released
+return result
 """
 
 
@@ -64,15 +64,19 @@ class ManyHold:
     held: set[str] = field(default_factory=set)
     busy: set[str] = field(default_factory=set)
     degraded: bool = False
-    expired: int = 0  # after exit: how many of the held keys had expired before release
+    expired: int = 0  # after release: how many of the held keys had expired before it
+    token: str = ""
 
 
 class OrderLock(Protocol):
     def hold(self, key: str) -> AbstractContextManager[LockHold]: ...
 
-    def hold_many(self, keys: Collection[str]) -> AbstractContextManager[ManyHold]:
-        """Take every free key at once, without waiting for the busy ones."""
+    def take_many(self, keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
+        """Release a previous batch's hold, then take every free key of this one without waiting for the busy
+        ones: one round trip for both (a group commit hands its locks back as it takes the next batch's)."""
         ...
+
+    def release_many(self, hold: ManyHold) -> None: ...
 
     def status(self) -> dict[str, object]: ...
 
@@ -109,8 +113,7 @@ class RedisOrderLock:
         self._degraded = False
         self._detail = "redis reachable"
         self._recheck_at = 0.0
-        self._acquire_script = client.register_script(_ACQUIRE_MANY)
-        self._release_script = client.register_script(_RELEASE_MANY)
+        self._swap_script = client.register_script(_SWAP_MANY)
 
     @contextmanager
     def hold(self, key: str) -> Iterator[LockHold]:
@@ -125,47 +128,42 @@ class RedisOrderLock:
         finally:
             self._release(lock, hold)
 
-    @contextmanager
-    def hold_many(self, keys: Collection[str]) -> Iterator[ManyHold]:
-        hold = ManyHold()
-        names = {f"{self._prefix}:lock:{key}": key for key in keys}
-        token = uuid4().hex
-        got = self._acquire_many(list(names), token) if names else []
-        if got is None:
-            hold.degraded = True
-            hold.held = set(keys)
-            yield hold
-            return
-        for name, flag in zip(names, got, strict=True):
+    def take_many(self, keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
+        hold = ManyHold(token=uuid4().hex)
+        old = sorted(self._name(key) for key in release.held) if release and release.token else []
+        names = {self._name(key): key for key in keys}
+        if not (old or names):
+            return hold
+        result = None if self._resting() else self._swap(old, release.token if release else "", names, hold.token)
+        if result is None:
+            if release is not None and old:
+                log.warning("could not release %d locks; they expire within %s s", len(old), self._ttl)
+                release.held = set()
+            hold.degraded, hold.held, hold.token = True, set(keys), ""
+            return hold
+        if release is not None:
+            release.expired, release.held = len(old) - result[0], set()
+            if release.expired:
+                log.warning("%d of a batch's locks expired before it finished (ttl %s s)", release.expired, self._ttl)
+        for name, flag in zip(names, result[1:], strict=True):
             (hold.held if flag else hold.busy).add(names[name])
-        mine = [name for name, flag in zip(names, got, strict=True) if flag]
-        try:
-            yield hold
-        finally:
-            if mine:
-                self._release_many(mine, token, hold)
+        return hold
 
-    def _acquire_many(self, names: list[str], token: str) -> list[int] | None:
-        if self._resting():
-            return None
+    def release_many(self, hold: ManyHold) -> None:
+        if hold.token and hold.held:
+            self.take_many((), release=hold)
+
+    def _name(self, key: str) -> str:
+        return f"{self._prefix}:lock:{key}"
+
+    def _swap(self, old: list[str], old_token: str, names: dict[str, str], token: str) -> list[int] | None:
         try:
-            got = self._acquire_script(keys=names, args=[token, int(self._ttl * 1000)])
+            result = self._swap_script(keys=[*old, *names], args=[len(old), old_token, token, int(self._ttl * 1000)])
         except _UNREACHABLE as exc:
             self._went_down(exc)
             return None
         self._came_back()
-        return [int(flag) for flag in got]
-
-    def _release_many(self, names: list[str], token: str, hold: ManyHold) -> None:
-        try:
-            released = int(self._release_script(keys=names, args=[token]))
-        except _UNREACHABLE as exc:
-            log.warning("could not release %d locks (%s); they expire within %s s", len(names), exc, self._ttl)
-            self._went_down(exc)
-            return
-        hold.expired = len(names) - released
-        if hold.expired:
-            log.warning("%d of a batch's locks expired before it finished (ttl %s s)", hold.expired, self._ttl)
+        return [int(value) for value in result]
 
     def status(self) -> dict[str, object]:
         with self._state:
@@ -275,10 +273,17 @@ class LocalOrderLock:
                 if slot.users == 0:
                     del self._slots[key]
 
-    @contextmanager
-    def hold_many(self, keys: Collection[str]) -> Iterator[ManyHold]:
+    def take_many(self, keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
         hold = ManyHold()
         with self._guard:
+            for key in release.held if release else ():
+                slot = self._slots[key]
+                slot.lock.release()
+                slot.users -= 1
+                if slot.users == 0:
+                    del self._slots[key]
+            if release is not None:
+                release.held = set()
             for key in keys:
                 slot = self._slots.setdefault(key, _Slot())
                 if slot.lock.acquire(blocking=False):
@@ -286,16 +291,10 @@ class LocalOrderLock:
                     hold.held.add(key)
                 else:
                     hold.busy.add(key)
-        try:
-            yield hold
-        finally:
-            with self._guard:
-                for key in hold.held:
-                    slot = self._slots[key]
-                    slot.lock.release()
-                    slot.users -= 1
-                    if slot.users == 0:
-                        del self._slots[key]
+        return hold
+
+    def release_many(self, hold: ManyHold) -> None:
+        self.take_many((), release=hold)
 
     @property
     def tracked_keys(self) -> int:

@@ -18,7 +18,9 @@ from ledger.intake import Recorded
 from ledger.locks import lock_key
 from ledger.service import RecordCallback
 from tests.integration.test_intake import kinds, record, ref
+from tests.integration.test_locks import wait_until
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.services import redis_client
 
 
 @pytest.fixture
@@ -129,6 +131,22 @@ def test_an_order_locked_elsewhere_waits_for_a_later_batch_without_holding_up_th
     assert kinds(ledger, locked) == ["Opened", "CallbackReceived", "PaymentConfirmed"]
 
 
+def test_a_batch_keeps_its_locks_only_until_the_next_batch_or_until_none_comes(
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, redis_url: str, redis_prefix: str) -> None:
+    # Locks are handed back with the next batch's taking them, in one round trip; when nothing more
+    # arrives they are released at once, not left to expire (another process would wait the whole TTL).
+    ledger = pg_ledger()
+    order = ref()
+    assert submit(ledger, alipay.body(order)).result(10).status == "PAID"
+    client = redis_client(redis_url)
+    try:
+        wait_until(lambda: not list(client.scan_iter(match=f"{redis_prefix}:lock:*")))
+    finally:
+        client.close()
+    with ledger.lock.hold(lock_key(APP_ID, order)) as hold:
+        assert not hold.degraded
+
+
 def test_an_order_locked_for_longer_than_the_wait_is_answered_retry_later_and_not_recorded(
         pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay) -> None:
     ledger = pg_ledger(LEDGER_LOCK_WAIT_MS="300")
@@ -158,8 +176,9 @@ def test_close_commits_what_was_queued_and_refuses_what_comes_after(
 class _NoLock:
     """A process that lost the race for the lock: it writes as if it held it."""
 
-    def hold_many(self, keys: Any) -> Any:
-        from contextlib import nullcontext
-
+    def take_many(self, keys: Any, *, release: Any = None) -> Any:
         from ledger.locks import ManyHold
-        return nullcontext(ManyHold(held=set(keys)))
+        return ManyHold(held=set(keys))
+
+    def release_many(self, hold: Any) -> None:
+        pass

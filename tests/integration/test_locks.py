@@ -128,6 +128,32 @@ class OrderLockContract:
         with lock.hold("order-1") as hold:
             assert not hold.degraded
 
+    def test_a_batch_takes_the_free_orders_and_reports_the_busy_ones_without_waiting(self, make_lock):
+        lock = make_lock(wait_seconds=0.1)
+        with lock.hold("order-2"):
+            batch = lock.take_many({"order-1", "order-2", "order-3"})
+            assert (batch.held, batch.busy, batch.degraded) == ({"order-1", "order-3"}, {"order-2"}, False)
+            with pytest.raises(LockTimeout), lock.hold("order-1"):
+                pytest.fail("entered an order a batch holds")
+        lock.release_many(batch)
+        with lock.hold("order-1"), lock.hold("order-3"):
+            pass
+
+    def test_the_next_batch_hands_back_the_last_ones_locks_as_it_takes_its_own(self, make_lock):
+        lock = make_lock(wait_seconds=0.1)
+        first = lock.take_many({"order-1", "order-2"})
+        second = lock.take_many({"order-2", "order-3"}, release=first)
+        assert (second.held, second.busy) == ({"order-2", "order-3"}, set())
+        assert first.expired == 0
+        with lock.hold("order-1"):  # released by the swap
+            pass
+        with pytest.raises(LockTimeout), lock.hold("order-2"):  # taken again, by the second batch
+            pytest.fail("entered an order the second batch holds")
+        lock.release_many(second)
+        lock.release_many(second)  # a second release of the same hold changes nothing
+        with lock.hold("order-2"), lock.hold("order-3"):
+            pass
+
 
 class TestRedisOrderLock(OrderLockContract):
     @pytest.fixture
@@ -178,6 +204,20 @@ class TestRedisOrderLock(OrderLockContract):
             assert len(lock_records(caplog, logging.WARNING)) == 1
         assert not second.expired
         assert not client.exists(key)
+
+    def test_a_batch_learns_which_of_its_locks_expired_and_never_deletes_a_later_holders(
+        self, make_lock, client, redis_prefix, caplog
+    ):
+        short_lived, other = make_lock(wait_seconds=0.1, ttl_seconds=0.2), make_lock(wait_seconds=0.1)
+        batch = short_lived.take_many({"order-1", "order-2"})
+        wait_until(lambda: not client.exists(f"{redis_prefix}:lock:order-1"))
+        with other.hold("order-1"):
+            token = client.get(f"{redis_prefix}:lock:order-1")
+            short_lived.release_many(batch)
+            assert batch.expired == 2
+            assert client.get(f"{redis_prefix}:lock:order-1") == token
+        assert len(lock_records(caplog, logging.WARNING)) == 1
+        assert list(client.scan_iter(match=f"{redis_prefix}*")) == []
 
     def test_status_names_the_redis_backend(self, make_lock):
         status = make_lock(wait_seconds=0.1).status()
@@ -230,6 +270,12 @@ class TestRedisOrderLockWithoutRedis:
         with lock.hold("order-1") as hold:
             assert hold.degraded
         assert client.exists("ledger-test:lock:order-1") == 0
+
+    def test_a_batch_without_redis_is_degraded_and_holds_every_order(self, lock, private_redis):
+        private_redis.stop()
+        batch = lock.take_many({"order-1", "order-2"})
+        assert (batch.degraded, batch.held, batch.busy) == (True, {"order-1", "order-2"}, set())
+        lock.release_many(batch)
 
     def test_losing_redis_while_holding_does_not_fail_the_release(self, lock, private_redis, caplog):
         with lock.hold("order-1") as hold:
