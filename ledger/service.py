@@ -7,6 +7,7 @@ we reload the order and decide again, a bounded number of times.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -74,6 +75,9 @@ class LedgerService:
         self.metrics = metrics or Metrics()
         self.intake = GroupCommit(store, lock, require_known_orders=require_known_orders,
                                   wait_seconds=lock_wait_seconds, metrics=self.metrics)
+        # Alipay sends copies of a notification, often at once: a body identical byte for byte to one that
+        # verified moments ago needs no second parse and RSA check. Only what verified is remembered.
+        self._checked = functools.lru_cache(maxsize=4096)(self._check)
 
     def close(self) -> None:
         """Commit the callbacks already queued; refuse later ones."""
@@ -90,14 +94,19 @@ class LedgerService:
     def verify(self, cmd: RecordCallback) -> Verified:
         """Signature and merchant checks, CPU only: raises Rejected (then pass it to `refuse`)."""
         received_at = self.clock()
-        params = parse_notification(cmd.body)
+        notice, params = self._checked(cmd.body)
+        return Verified(notice, params, received_at, cmd.remote_addr, uuid4().hex)
+
+    def _check(self, body: bytes) -> tuple[TradeNotice, dict[str, str]]:
+        """The parsed notification (its params are shared by every copy: never change them)."""
+        params = parse_notification(body)
         app = self.apps.get(params.get("app_id", ""))
         if app is None:
             raise UnknownApp(f"no Alipay key is configured for app_id {params.get('app_id')!r}")
         verify(params, app.public_key)
         if app.seller_id and params.get("seller_id") != app.seller_id:
             raise SellerMismatch(f"seller_id {params.get('seller_id')!r} is not this merchant's seller")
-        return Verified(TradeNotice.from_params(params), params, received_at, cmd.remote_addr, uuid4().hex)
+        return TradeNotice.from_params(params), params
 
     def submit(self, verified: Verified) -> Future[Recorded]:
         """Queue a verified callback for the next group commit; the future fails with UnknownOrder in

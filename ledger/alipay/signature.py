@@ -1,6 +1,7 @@
 """Verify an Alipay notification's signature as the official SDKs do: the V1 signed string, then V2."""
 
 import base64
+import itertools
 from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidSignature
@@ -31,9 +32,7 @@ def verify(params: dict[str, str], public_key: RSAPublicKey) -> None:
     """Return if Alipay's `public_key` signed `params`; raise SignatureInvalid otherwise."""
     if not isinstance(public_key, RSAPublicKey):
         raise SignatureInvalid("the configured Alipay key is not an RSA public key")
-    candidates = [signed_string(params)]
-    if "sign_type" in params:
-        candidates.append(signed_string(params, keep_sign_type=True))
+    v1 = signed_string(params)  # first: it also checks that params is a mapping of single strings
     sign_type = params.get("sign_type") or DEFAULT_SIGN_TYPE
     if sign_type not in HASHES:
         raise SignatureInvalid(f"unsupported sign_type {sign_type!r}")
@@ -41,7 +40,8 @@ def verify(params: dict[str, str], public_key: RSAPublicKey) -> None:
     codec = codec_for(params.get("charset"))
     if codec is None:
         raise SignatureInvalid(f"unsupported charset {params.get('charset')!r}")
-    for text in candidates:
+    v2 = (signed_string(params, keep_sign_type=True) for _ in range(1) if "sign_type" in params)
+    for text in itertools.chain([v1], v2):  # V2 is built only if V1 fails
         try:
             public_key.verify(signature, text.encode(codec), PKCS1v15(), HASHES[sign_type]())
             return

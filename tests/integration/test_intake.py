@@ -177,3 +177,38 @@ def test_rejections_are_all_one_family(make_ledger: Callable[..., Ledger], sqlit
         with pytest.raises(Rejected):
             record(ledger, body)
     assert [r["reason"] for r in ledger.rejections.latest(10)].count("malformed") >= 3
+
+
+def test_a_copy_identical_byte_for_byte_is_verified_once_and_recorded_as_its_own_delivery(
+        make_ledger: Callable[..., Ledger], sqlite_url: str, alipay: SandboxAlipay,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.service
+
+    checks: list[dict[str, str]] = []
+    real_verify = ledger.service.verify
+
+    def counting_verify(params: dict[str, str], public_key: object) -> None:
+        checks.append(params)
+        real_verify(params, public_key)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger.service, "verify", counting_verify)
+    led = make_ledger(sqlite_url)
+    order = ref()
+    body = alipay.body(order)
+    first, copy = record(led, body), record(led, body)
+    assert len(checks) == 1
+    assert (first.duplicate, copy.duplicate, copy.version) == (False, True, 4)
+    received = [e for e in led.service.history(APP_ID, order) if type(e).__name__ == "CallbackReceived"]
+    assert len({e.delivery_id for e in received}) == 2
+    assert received[0].params == received[1].params
+
+    # What failed is not remembered: the same bad body is checked (and refused) every time, and a body
+    # that differs by one byte from a verified one is checked anew.
+    bad = body.replace(b"sign=", b"sign=A", 1)
+    for _ in range(2):
+        with pytest.raises(SignatureInvalid):
+            record(led, bad)
+    assert len(checks) == 3
+    with pytest.raises(Rejected):
+        record(led, body.replace(b"total_amount=", b"total_amount=1", 1))
+    assert len(checks) == 4
