@@ -7,9 +7,11 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.persistence import Transcoder
 from eventsourcing.utils import Environment, EnvType
 
 from ledger.domain.order import Order
+from ledger.transcoder import OrjsonTranscoder
 
 SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
 
@@ -56,6 +58,11 @@ class LedgerStore(Application[UUID]):
     """Holds every order stream; PostgreSQL tables are named `ledger_events` and so on."""
 
     name = "ledger"
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = OrjsonTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         # Settings are read once by ledger.settings; never pick up stray variables from os.environ.
