@@ -3,6 +3,7 @@ natural key."""
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -16,8 +17,10 @@ Batch = list[tuple[int, Any]]  # (log position, event), in log order
 CST = timezone(timedelta(hours=8), "CST")
 
 
+@functools.lru_cache(maxsize=4096)
 def alipay_time(text: str) -> datetime | None:
-    """Alipay's `yyyy-MM-dd HH:mm:ss[.SSS]`, China Standard Time; None when absent or unreadable."""
+    """Alipay's `yyyy-MM-dd HH:mm:ss[.SSS]`, China Standard Time; None when absent or unreadable.
+    Remembered: strptime was 8 % of the projections' CPU, and under load many callbacks share a second."""
     for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f"):
         try:
             return datetime.strptime(text, pattern).replace(tzinfo=CST)
