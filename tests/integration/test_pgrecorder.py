@@ -42,3 +42,32 @@ def test_insert_is_atomic_returns_ids_in_order_and_leaves_the_connection_clean(p
         assert [n.id for n in recorder.select_notifications(1, 10)] == [*ids, later[0]]
     finally:
         store.close()
+
+
+def test_a_recently_lent_connection_is_not_pinged_until_a_call_fails_then_every_one_is(postgres_url: str) -> None:
+    import psycopg
+
+    store = LedgerStore(env=persistence_env(postgres_url, pool_size=2, max_overflow=0))
+    try:
+        recorder = store.recorder
+        assert isinstance(recorder, FailFastPostgresRecorder)
+        pinger = recorder.ping_when_lent
+        pinger.rest_seconds = 60.0  # nothing rests long enough to be pinged for that
+        datastore = store.factory.datastore
+        with datastore.get_connection(), datastore.get_connection():  # both connections lent just now
+            pass
+        before = pinger.pings
+        for _ in range(5):
+            recorder.max_notification_id()
+        assert pinger.pings == before  # lent again and again without a round trip to check them
+
+        # The database restarts: every pooled connection is dead, though each was lent moments ago.
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        # The first call fails on a dead connection; its retry pings before lending, so the other dead
+        # one is found and replaced instead of failing the call too.
+        recorder.max_notification_id()
+        assert pinger.pings > before
+    finally:
+        store.close()
