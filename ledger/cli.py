@@ -79,6 +79,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     app = create_app(build(settings), background=ProjectionProcess() if settings.projections_inline else None)
     _tune_gc()
+    # Two threads share the GIL: the event loop (HTTP, signature checks) and the group commit, which is the
+    # critical path. When a commit's round trip returns, it waits for the GIL until the loop lets go:
+    # up to the 5 ms default switch interval, several times per batch. 1 ms measured +13 % throughput and
+    # a lower p99 in three alternating pairs (distinct orders, 32 connections).
+    sys.setswitchinterval(0.001)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 access_log=False)
     return 0
