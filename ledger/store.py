@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
-from eventsourcing.persistence import Transcoder
+from eventsourcing.persistence import Recording, Transcoder
 from eventsourcing.utils import Environment, EnvType
 
 from ledger.domain.order import Order
@@ -67,6 +68,16 @@ class LedgerStore(Application[UUID]):
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         # Settings are read once by ledger.settings; never pick up stray variables from os.environ.
         return Environment(name, dict(env or {}))
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """`Application.save()`, with a short cut for orders alone (the group commit's every batch): their
+        pending events go straight into the event store, in one transaction, as `save()` does. What it
+        skips: two runtime-Protocol isinstance checks per object, which Python 3.11 answers slowly (12 %
+        of the group commit thread's CPU), and the aggregate cache and snapshots, which the ledger does
+        not use (if they are ever turned on, the library's own path is taken)."""
+        if kwargs or self.repository.cache or self.snapshots or any(type(obj) is not Order for obj in objs):
+            return super().save(*objs, **kwargs)
+        return self.events.put([event for order in objs for event in order.collect_events()])
 
     def get_order(self, order_id: UUID) -> Order | None:
         try:
