@@ -173,10 +173,17 @@ def _projections(args: argparse.Namespace) -> int:
                 print(f"{name:16} position {position:>10}  lag {head - position}")
         else:
             _tune_gc()
+            # The read side yields the CPU to the intake: on a busy host Alipay's callbacks are answered
+            # first and the tables catch up after the peak. Measured on 2 shared cores at 32 connections:
+            # +7 to +10 % notify throughput, lower p99, and the projections still kept up.
+            os.nice(PROJECTIONS_NICENESS)
             _run_until_stopped([ledger.follower(), *ledger.background()])
     finally:
         ledger.close()
     return 0
+
+
+PROJECTIONS_NICENESS = 10
 
 
 def _run_until_stopped(parts: list[object]) -> None:

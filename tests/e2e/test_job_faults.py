@@ -116,3 +116,20 @@ def test_redis_restart_losing_a_scheduled_retry_still_ends_in_exactly_one_succes
         for part in (sweeper, worker, follower):
             if part is not None:
                 part.stop()
+
+
+def test_the_projections_process_yields_the_cpu_to_the_intake(
+        processes: Callable[..., subprocess.Popen[bytes]], sqlite_url: str, alipay: SandboxAlipay) -> None:
+    from ledger.cli import PROJECTIONS_NICENESS
+    from ledger.migrations import migrate
+
+    migrate(sqlite_url)
+    follower = processes({**alipay.env(), "LEDGER_DATABASE_URL": sqlite_url}, "projections", "run")
+
+    def niceness() -> int:
+        return int(Path(f"/proc/{follower.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+    mine = os.nice(0)
+    assert wait_until(lambda: follower.poll() is not None or niceness() != mine, seconds=30)
+    assert follower.poll() is None
+    assert niceness() == min(19, mine + PROJECTIONS_NICENESS)
