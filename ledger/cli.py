@@ -12,6 +12,7 @@ from pathlib import Path
 from ledger.domain.errors import LedgerError
 from ledger.settings import Settings, SettingsError
 
+PROJECTIONS_NICENESS = 10  # the read side's CPU priority below the intake's (see `projections run`)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ledger", description=__doc__)
@@ -181,9 +182,6 @@ def _projections(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     return 0
-
-
-PROJECTIONS_NICENESS = 10
 
 
 def _run_until_stopped(parts: list[object]) -> None:

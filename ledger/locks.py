@@ -130,7 +130,7 @@ class RedisOrderLock:
 
     def take_many(self, keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
         hold = ManyHold(token=uuid4().hex)
-        old = sorted(self._name(key) for key in release.held) if release and release.token else []
+        old = [self._name(key) for key in release.held] if release and release.token else []
         names = {self._name(key): key for key in keys}
         if not (old or names):
             return hold
@@ -187,7 +187,7 @@ class RedisOrderLock:
         if self._resting():
             return None
         lock = self._client.lock(
-            f"{self._prefix}:lock:{key}",
+            self._name(key),
             timeout=self._ttl,
             sleep=0.005,
             blocking=True,
