@@ -65,8 +65,11 @@ class OrderStatusProjection:
         orders = [(position, e) for position, e in events if type(e).__qualname__.startswith("Order.")]
         if not orders:
             return  # alerts and other streams are not orders
-        ids = list({str(e.originator_id) for _, e in orders})
-        rows = {row.order_id: dict(row._mapping) for row in conn.execute(sa.select(t).where(t.c.order_id.in_(ids)))}
+        # An order opened in this batch has no row yet (each event is applied once): only the others are read.
+        opened = {e.originator_id for _, e in orders if type(e).__name__ == "Opened"}
+        ids = list({str(e.originator_id) for _, e in orders if e.originator_id not in opened})
+        rows = ({row.order_id: dict(row._mapping) for row in conn.execute(sa.select(t).where(t.c.order_id.in_(ids)))}
+                if ids else {})
         old, touched = set(rows), set()
         for position, e in orders:
             order_id, kind = str(e.originator_id), type(e).__name__
