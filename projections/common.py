@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from projections.tables import order_status
 
@@ -52,15 +52,17 @@ def layers(events: Batch) -> list[Batch]:
     return result
 
 
-def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert rows in bulk. On PostgreSQL one statement whatever their number: one array per column,
-    unnested (a statement per row, or SQLAlchemy's multi-row VALUES that psycopg must parse anew for
-    every size, was measured as the projections' main cost). The arrays go in binary: psycopg's text
+def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *,
+                add_on_conflict: tuple[str, ...] = ()) -> None:
+    """Insert rows in bulk; with `add_on_conflict` (the key columns), a row whose key exists instead adds
+    its other columns to that row's. On PostgreSQL one statement whatever their number: one array per
+    column, unnested (a statement per row, or SQLAlchemy's multi-row VALUES that psycopg must parse anew
+    for every size, was measured as the projections' main cost). The arrays go in binary: psycopg's text
     arrays quote every element through a regex, which was most of what remained. Elsewhere an executemany."""
     if not rows:
         return
     if conn.dialect.name != "postgresql":
-        conn.execute(table.insert(), rows)
+        conn.execute(_sqlite_statement(table, tuple(rows[0]), add_on_conflict), rows)
         return
     columns = [table.c[name] for name in rows[0]]
     arrays = []
@@ -69,17 +71,26 @@ def insert_many(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
         if isinstance(column.type, sa.TypeDecorator):
             values = [column.type.process_bind_param(value, conn.dialect) for value in values]
         arrays.append(values)
-    types = ", ".join(f"%b::{column.type.compile(dialect=conn.dialect)}[]" for column in columns)
-    conn.exec_driver_sql(f'INSERT INTO {table.name} ({", ".join(c.name for c in columns)}) '
-                         f"SELECT * FROM unnest({types})", tuple(arrays))
+    conn.exec_driver_sql(_pg_statement(table, tuple(rows[0]), add_on_conflict, conn.dialect), tuple(arrays))
 
 
-def upsert_add(conn: sa.Connection, table: sa.Table, keys: dict[str, Any], amounts: dict[str, Any]) -> None:
-    """Insert the row, or add `amounts` to the existing one, in one statement on SQLite and PostgreSQL."""
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    statement = insert.values(**keys, **amounts).on_conflict_do_update(
-        index_elements=list(keys), set_={k: table.c[k] + insert.excluded[k] for k in amounts})
-    conn.execute(statement)
+@functools.lru_cache(maxsize=64)
+def _pg_statement(table: sa.Table, names: tuple[str, ...], keys: tuple[str, ...], dialect: sa.Dialect) -> str:
+    types = ", ".join(f"%b::{table.c[name].type.compile(dialect=dialect)}[]" for name in names)
+    statement = f'INSERT INTO {table.name} ({", ".join(names)}) SELECT * FROM unnest({types})'
+    if keys:
+        added = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in names if name not in keys)
+        statement += f' ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {added}'
+    return statement
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_statement(table: sa.Table, names: tuple[str, ...], keys: tuple[str, ...]) -> sa.Insert:
+    if not keys:
+        return table.insert()
+    insert = sqlite.insert(table)
+    return insert.on_conflict_do_update(index_elements=list(keys), set_={
+        name: table.c[name] + insert.excluded[name] for name in names if name not in keys})
 
 
 class OrderKeys:

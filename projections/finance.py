@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.common import ZERO, Batch, OrderKeys, cst_day, insert_many, upsert_add
+from projections.common import ZERO, Batch, OrderKeys, cst_day, insert_many
 from projections.tables import daily_totals, journal_entries
 
 CLEARING, SALES, REFUNDS = "alipay_clearing", "sales", "sales_refunds"
@@ -53,7 +53,7 @@ class DailyTotalsProjection(_MoneyProjection):
     tables = (daily_totals,)
 
     def apply(self, conn: sa.Connection, events: Batch) -> None:
-        # Totals only add up: a batch is summed per day and app first, then one upsert per row touched.
+        # Totals only add up: a batch is summed per day and app first, then one bulk upsert of the rows touched.
         self.keys.learn(events)
         sums: dict[tuple[date, str], dict[str, Any]] = {}
         for _, event in events:
@@ -69,8 +69,9 @@ class DailyTotalsProjection(_MoneyProjection):
             row["refunds_count"] += int(moved.kind == "refund")
             row["refunds_amount"] += refunded
             row["net_amount"] += paid - refunded
-        for (day, app_id), amounts in sums.items():
-            upsert_add(conn, daily_totals, {"day": day, "app_id": app_id}, amounts)
+        insert_many(conn, daily_totals, [{"day": day, "app_id": app_id, **amounts}
+                                         for (day, app_id), amounts in sums.items()],
+                    add_on_conflict=("day", "app_id"))
 
 
 class JournalProjection(_MoneyProjection):
