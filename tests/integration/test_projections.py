@@ -104,6 +104,9 @@ class ProjectionContract:
         projections[1] = CrashOn(projections[1], n=9)  # callback_log dies mid-batch
         with pytest.raises(Crash):
             ProjectionRunner(ledger.store, ledger.engine, projections, batch_size=5).catch_up()
+        # One transaction per step: the projections before the crashed one did not move without it.
+        moved = ProjectionRunner(ledger.store, ledger.engine, all_projections()).positions()
+        assert len({moved[p.name] for p in all_projections()}) == 1
         restarted = ProjectionRunner(ledger.store, ledger.engine, all_projections(), batch_size=5)
         restarted.catch_up()
         after_crash = snapshot(ledger.engine)
