@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import uuid
 from collections import Counter
@@ -26,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def servers(tmp_path: Path) -> Iterator[Callable[..., LedgerServer]]:
     started: list[LedgerServer] = []
 
-    def start(env: dict[str, str]) -> LedgerServer:
-        server = LedgerServer(env, tmp_path / f"server-{len(started)}.log")
+    def start(env: dict[str, str], *args: str) -> LedgerServer:
+        server = LedgerServer(env, tmp_path / f"server-{len(started)}.log", *args)
         started.append(server)
         return server
 
@@ -70,6 +71,45 @@ def test_two_server_processes_receiving_copies_at_once_confirm_payment_exactly_o
     # Both processes run the projections; between them each event is applied once.
     row = first.read_order(order, until=lambda row: row["callback_count"] == 50)
     assert (row["status"], row["paid_amount"], row["callback_count"]) == ("PAID", "88.00", 50)
+
+
+@pytest.mark.slow
+def test_one_server_with_two_worker_processes_confirms_copies_once_and_records_every_callback(
+        servers: Callable[..., LedgerServer], make_ledger: Callable[..., Ledger], postgres_url: str,
+        redis_url: str, redis_prefix: str, alipay: SandboxAlipay) -> None:
+    env = {**alipay.env(), "LEDGER_DATABASE_URL": postgres_url, "LEDGER_REDIS_URL": redis_url,
+           "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_API_TOKENS": "finance:f"}
+    server = servers(env, "--workers", "2")
+    server.wait_ready()
+    workers = [pid for pid in children(server.process.pid) if b"spawn_main" in cmdline(pid)]
+    assert len(workers) == 2
+    order = f"W{uuid.uuid4().hex[:12]}"
+    # Fresh connections each: the kernel spreads them over both processes, so copies meet across them.
+    answers = post_concurrently([server], alipay.body(order), copies_each=40)
+    assert Counter(answers) == {(200, "success"): 40}
+    counts = Counter(kinds(make_ledger(postgres_url, migrate_first=False), order))
+    assert (counts["PaymentConfirmed"], counts["CallbackReceived"]) == (1, 40)
+    # The projections run once, beside the workers.
+    row = server.read_order(order, until=lambda row: row["callback_count"] == 40)
+    assert (row["status"], row["paid_amount"]) == ("PAID", "88.00")
+
+
+def test_workers_on_the_embedded_default_are_refused_before_serving(tmp_path: Path, alipay: SandboxAlipay) -> None:
+    env = {"PATH": os.environ["PATH"], **alipay.env(), "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db"}
+    done = subprocess.run([sys.executable, "-m", "ledger.cli", "serve", "--port", "0", "--workers", "2"], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "--workers above 1 needs PostgreSQL" in done.stderr
+    assert not (tmp_path / "ledger.db").exists()
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    return [int(child) for child in found.split()]
+
+
+def cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
 @pytest.mark.slow

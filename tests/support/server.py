@@ -17,12 +17,12 @@ from tests.support.services import free_port
 
 
 class LedgerServer:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "ledger.cli", "serve", "--port", str(self.port), "--log-level", "warning", *args],
             env={"PATH": os.environ["PATH"], **env}, stdout=log.open("w"), stderr=subprocess.STDOUT,
         )
 
