@@ -37,6 +37,13 @@ def servers(tmp_path: Path) -> Iterator[Callable[..., LedgerServer]]:
         server.stop()
 
 
+@pytest.fixture
+def shared_env(postgres_url: str, redis_url: str, redis_prefix: str, alipay: SandboxAlipay) -> dict[str, str]:
+    """What every serving process of a deployment on PostgreSQL and Redis is started with."""
+    return {**alipay.env(), "LEDGER_DATABASE_URL": postgres_url, "LEDGER_REDIS_URL": redis_url,
+            "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_API_TOKENS": "finance:f"}
+
+
 def post_concurrently(targets: list[LedgerServer], body: bytes, copies_each: int) -> list[tuple[int, str]]:
     answers: list[tuple[int, str]] = []
     start = threading.Barrier(len(targets) * copies_each)
@@ -56,10 +63,8 @@ def post_concurrently(targets: list[LedgerServer], body: bytes, copies_each: int
 @pytest.mark.slow
 def test_two_server_processes_receiving_copies_at_once_confirm_payment_exactly_once(
         servers: Callable[..., LedgerServer], make_ledger: Callable[..., Ledger], postgres_url: str,
-        redis_url: str, redis_prefix: str, alipay: SandboxAlipay) -> None:
-    env = {**alipay.env(), "LEDGER_DATABASE_URL": postgres_url, "LEDGER_REDIS_URL": redis_url,
-           "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_API_TOKENS": "finance:f"}
-    first, second = servers(env), servers(env)  # both migrate at start-up, concurrently
+        shared_env: dict[str, str], alipay: SandboxAlipay) -> None:
+    first, second = servers(shared_env), servers(shared_env)  # both migrate at start-up, concurrently
     first.wait_ready()
     second.wait_ready()
     order = f"E{uuid.uuid4().hex[:12]}"
@@ -76,10 +81,8 @@ def test_two_server_processes_receiving_copies_at_once_confirm_payment_exactly_o
 @pytest.mark.slow
 def test_one_server_with_two_worker_processes_confirms_copies_once_and_records_every_callback(
         servers: Callable[..., LedgerServer], make_ledger: Callable[..., Ledger], postgres_url: str,
-        redis_url: str, redis_prefix: str, alipay: SandboxAlipay) -> None:
-    env = {**alipay.env(), "LEDGER_DATABASE_URL": postgres_url, "LEDGER_REDIS_URL": redis_url,
-           "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_API_TOKENS": "finance:f"}
-    server = servers(env, "--workers", "2")
+        shared_env: dict[str, str], alipay: SandboxAlipay) -> None:
+    server = servers(shared_env, "--workers", "2")
     server.wait_ready()
     workers = [pid for pid in children(server.process.pid) if b"spawn_main" in cmdline(pid)]
     assert len(workers) == 2
