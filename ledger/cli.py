@@ -79,13 +79,12 @@ def _serve(args: argparse.Namespace) -> int:
     settings.require_apps()
     if args.workers < 1:
         raise SettingsError("--workers must be at least 1")
-    if args.workers > 1 and not (str(settings.database_url).startswith("postgres") and settings.redis_url):
-        raise SettingsError("--workers above 1 needs PostgreSQL (LEDGER_DATABASE_URL) and Redis (LEDGER_REDIS_URL): "
-                            "the embedded default's lock and database are for one process")
+    if args.workers > 1:
+        settings.require_shared_services("--workers above 1")
     migrate(str(settings.database_url))
     background = ProjectionProcess() if settings.projections_inline else None
     if args.workers == 1:
-        uvicorn.run(serving_app(background), host=args.host, port=args.port, log_level=args.log_level,
+        uvicorn.run(serving_app(background, settings), host=args.host, port=args.port, log_level=args.log_level,
                     access_log=False)
         return 0
     # One serving process is bound by its GIL: the event loop and the group commit share it. Several share
@@ -101,12 +100,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def serving_app(background: Any = None) -> Any:
+def serving_app(background: Any = None, settings: Settings | None = None) -> Any:
     """The HTTP application of one serving process (called by uvicorn in each of `--workers` processes)."""
     from api.app import create_app
     from ledger.bootstrap import build
 
-    app = create_app(build(Settings.from_env(os.environ)), background=background)
+    app = create_app(build(settings or Settings.from_env(os.environ)), background=background)
     _tune_gc()
     # Two threads share the GIL: the event loop (HTTP, signature checks) and the group commit, which is the
     # critical path. When a commit's round trip returns, it waits for the GIL until the loop lets go:

@@ -102,6 +102,12 @@ class Settings:
             raise SettingsError("no Alipay app configured: set LEDGER_ALIPAY_APP_ID and "
                                 "LEDGER_ALIPAY_PUBLIC_KEY (or LEDGER_ALIPAY_PUBLIC_KEY_FILE)")
 
+    def require_shared_services(self, what: str) -> None:
+        """`what` runs in several processes: the embedded default's lock and database are for one."""
+        if not (str(self.database_url).startswith("postgres") and self.redis_url):
+            raise SettingsError(f"{what} needs PostgreSQL (LEDGER_DATABASE_URL) and Redis (LEDGER_REDIS_URL): "
+                                "the embedded default's lock and database are for one process")
+
 
 def _flag(value: str) -> bool:
     lowered = str(value).strip().lower()

@@ -42,6 +42,10 @@ class ProjectionRunner:
         self.store, self.engine, self.projections = store, engine, list(projections)
         self.batch_size = batch_size
 
+    @property
+    def _names(self) -> list[str]:
+        return [p.name for p in self.projections]
+
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             return {row.name: row.position for row in conn.execute(sa.select(positions))}
@@ -63,8 +67,7 @@ class ProjectionRunner:
         with self.engine.begin() as conn:
             # Read the log before claiming: on SQLite the claim is the write lock, which the event store's
             # writer may be waiting for while our read waits for that writer.
-            names = [p.name for p in self.projections]
-            seen = conn.execute(sa.select(positions.c.position).where(positions.c.name.in_(names))).scalars()
+            seen = conn.execute(sa.select(positions.c.position).where(positions.c.name.in_(self._names))).scalars()
             start = min(seen, default=0)
             batch = self.store.recorder.select_notifications(start, self.batch_size, inclusive_of_start=False)
             if not batch:
@@ -92,11 +95,10 @@ class ProjectionRunner:
         """Every projection's position, read by writing: the rows stay locked until this transaction ends
         (on SQLite, the write lock is taken now), so a concurrent runner waits here, then reads the moved
         positions. Rows first and the position last could otherwise let two runners write the same rows."""
-        names = [p.name for p in self.projections]
         found = {row.name: row.position for row in conn.execute(
-            positions.update().where(positions.c.name.in_(names)).values(updated_at=datetime.now(UTC))
+            positions.update().where(positions.c.name.in_(self._names)).values(updated_at=datetime.now(UTC))
             .returning(positions.c.name, positions.c.position))}
-        if missing := set(names) - set(found):
+        if missing := set(self._names) - set(found):
             raise LookupError(f"no position for projections {sorted(missing)}: run the migrations")
         return found
 
