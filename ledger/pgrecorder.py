@@ -85,12 +85,9 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
     @_twice
     def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         """The events of many streams in one round trip (a group commit loads its whole batch at once)."""
-        statement = SQL("SELECT originator_id, originator_version, topic, state FROM {table} "
-                        "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
-                        ).format(table=self._table)
         streams: dict[UUID, list[StoredEvent]] = {originator_id: [] for originator_id in originator_ids}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, (list(originator_ids),), prepare=True)
+            curs.execute(self.select_streams_statement, (list(originator_ids),), prepare=True)
             for row in curs.fetchall():
                 streams[row["originator_id"]].append(StoredEvent(
                     originator_id=row["originator_id"], originator_version=row["originator_version"],
@@ -111,14 +108,22 @@ class FailFastPostgresRecorder(PostgresApplicationRecorder):
                 curs.execute(b"BEGIN")
                 self._lock_table(curs)
                 self._notify_channel(curs)
-                curs.execute(self._insert, (
-                    [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
-                    [e.topic for e in stored_events], [e.state for e in stored_events]), prepare=True)
+                curs.execute(self.insert_statement, self.insert_params(stored_events), prepare=True)
                 conn.execute(b"COMMIT")
             return [row["notification_id"] for row in curs.fetchall()]
 
     @functools.cached_property
-    def _insert(self) -> Composed:
+    def select_streams_statement(self) -> Composed:
+        return SQL("SELECT originator_id, originator_version, topic, state FROM {table} "
+                   "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version").format(table=self._table)
+
+    @staticmethod
+    def insert_params(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], ...]:
+        return ([e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events], [e.state for e in stored_events])
+
+    @functools.cached_property
+    def insert_statement(self) -> Composed:
         return SQL("INSERT INTO {table} (originator_id, originator_version, topic, state) "
                    "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
                    "RETURNING notification_id").format(table=self._table)

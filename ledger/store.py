@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
-from eventsourcing.persistence import Recording, Transcoder
+from eventsourcing.persistence import Recording, StoredEvent, Transcoder
 from eventsourcing.utils import Environment, EnvType
 
 from ledger.domain.order import Order
@@ -90,9 +90,17 @@ class LedgerStore(Application[UUID]):
         select_streams = getattr(self.recorder, "select_streams", None)
         if select_streams is None:
             return {order_id: self.get_order(order_id) for order_id in order_ids}
+        return self.orders_from(select_streams(order_ids))
+
+    def orders_from(self, streams: dict[UUID, list[StoredEvent]]) -> dict[UUID, Order | None]:
+        """Orders from their streams' stored events, as loaded by `select_streams` (None: no such order)."""
         to_event = self.mapper.to_domain_event
-        return {order_id: project_aggregate(None, map(to_event, stored))
-                for order_id, stored in select_streams(order_ids).items()}
+        return {order_id: project_aggregate(None, map(to_event, stored)) for order_id, stored in streams.items()}
+
+    def stored_events(self, orders: Sequence[Order]) -> list[StoredEvent]:
+        """The orders' pending events, collected and mapped for the recorder (as `save()` does)."""
+        to_stored = self.mapper.to_stored_event
+        return [to_stored(event) for order in orders for event in order.collect_events()]
 
     def ping(self) -> int:
         """One round trip to the database: the head of the log."""
