@@ -39,6 +39,7 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, refusal_thread
         if background:
             background.start()
         yield
+        await ledger.service.stop_loop()
         if background:
             background.stop()
         if close_on_shutdown:

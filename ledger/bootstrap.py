@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
+import redis.asyncio
 import sqlalchemy as sa
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -90,6 +92,7 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     alerting = AlertService(store, engine, _robots(settings) if robots is None else robots, limits,
                             dedup_seconds=settings.alert_dedup_seconds, clock=clock, compose=compose,
                             key_prefix=settings.redis_prefix)
+    lock_client = _lock_client(settings) if lock is None else None
     if lock is None:
         lock = _lock(settings, closers, on_degraded=lambda exc: alerting.raise_alert(
             "redis_degraded", "redis", f"Redis is unreachable ({exc}); orders are taken with the version "
@@ -101,7 +104,7 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     service = LedgerService(store, lock, rejections, settings.apps, require_known_orders=settings.require_known_orders,
                             clock=clock, alert=alerting.raise_alert,
                             signature_burst=BurstCounter(settings.signature_alert_threshold), metrics=metrics,
-                            lock_wait_seconds=settings.lock_wait_ms / 1000)
+                            lock_wait_seconds=settings.lock_wait_ms / 1000, lock_client=lock_client)
     closers.append(service.close)
     ledger = Ledger(settings, store, lock, rejections, service, engine, None, closers, clock, broker, alerting)
     ledger.metrics = metrics
@@ -134,13 +137,23 @@ def _robots(settings: Settings) -> list[Any]:
     return robots
 
 
+# Short socket timeouts: an unreachable Redis must degrade the lock in well under a second.
+_LOCK_TIMEOUTS = dict(socket_connect_timeout=0.5, socket_timeout=0.5)
+
+
+def _lock_client(settings: Settings) -> Callable[[], Any] | None:
+    """Makes the lock's client for the serving event loop (one per loop: an async client stays on its loop)."""
+    if settings.redis_url is None:
+        return None
+    url = str(settings.redis_url)
+    return lambda: redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 1), **_LOCK_TIMEOUTS)
+
+
 def _lock(settings: Settings, closers: list[Any], *, on_degraded: Callable[[Exception], object]) -> OrderLock:
     wait_seconds = settings.lock_wait_ms / 1000
     if settings.redis_url is None:
         return LocalOrderLock(wait_seconds=wait_seconds)
-    # Short socket timeouts: an unreachable Redis must degrade the lock in well under a second.
-    client = redis.Redis.from_url(str(settings.redis_url), socket_connect_timeout=0.5, socket_timeout=0.5,
-                                  retry=Retry(NoBackoff(), 1))
+    client = redis.Redis.from_url(str(settings.redis_url), retry=Retry(NoBackoff(), 1), **_LOCK_TIMEOUTS)
     closers.append(client.close)
     return RedisOrderLock(client, prefix=settings.redis_prefix, ttl_seconds=settings.lock_ttl_seconds,
                           wait_seconds=wait_seconds, on_degraded=on_degraded)

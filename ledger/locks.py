@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import uuid4
 
 import redis
@@ -68,6 +68,18 @@ class ManyHold:
     token: str = ""
 
 
+@dataclass(frozen=True)
+class AsyncOrderLock:
+    """An `OrderLock`'s batch taking, awaited on one event loop; `close` (awaited) when that loop is done."""
+
+    take_many: Callable[..., Awaitable[ManyHold]]
+    close: Callable[[], Awaitable[None]]
+
+    async def release_many(self, hold: ManyHold) -> None:
+        if hold.held:
+            await self.take_many((), release=hold)
+
+
 class OrderLock(Protocol):
     def hold(self, key: str) -> AbstractContextManager[LockHold]: ...
 
@@ -77,6 +89,10 @@ class OrderLock(Protocol):
         ...
 
     def release_many(self, hold: ManyHold) -> None: ...
+
+    def on_loop(self, client: Any) -> AsyncOrderLock:
+        """`take_many` to await on the calling event loop (`client`: the backend's async client, or None)."""
+        ...
 
     def status(self) -> dict[str, object]: ...
 
@@ -114,6 +130,7 @@ class RedisOrderLock:
         self._detail = "redis reachable"
         self._recheck_at = 0.0
         self._swap_script = client.register_script(_SWAP_MANY)
+        self._ttl_ms = int(ttl_seconds * 1000)
 
     @contextmanager
     def hold(self, key: str) -> Iterator[LockHold]:
@@ -129,41 +146,72 @@ class RedisOrderLock:
             self._release(lock, hold)
 
     def take_many(self, keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
-        hold = ManyHold(token=uuid4().hex)
-        old = [self._name(key) for key in release.held] if release and release.token else []
-        names = {self._name(key): key for key in keys}
+        hold, old, names = self._swap_args(keys, release)
         if not (old or names):
             return hold
-        result = None if self._resting() else self._swap(old, release.token if release else "", names, hold.token)
+        result = None if self._resting() else self._swapped(lambda: self._swap_script(
+            keys=[*old, *names], args=[len(old), release.token if release else "", hold.token, self._ttl_ms]))
+        return self._settle(hold, release, old, names, result, keys)
+
+    def release_many(self, hold: ManyHold) -> None:
+        if hold.token and hold.held:
+            self.take_many((), release=hold)
+
+    def on_loop(self, client: Any) -> AsyncOrderLock:
+        """`take_many` awaited on an event loop, with `client` (a `redis.asyncio.Redis` built like the sync one,
+        used on that loop only): the group commit on the serving loop takes its locks without a thread."""
+        script = client.register_script(_SWAP_MANY)
+
+        async def take_many(keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
+            hold, old, names = self._swap_args(keys, release)
+            if not (old or names):
+                return hold
+            result = None
+            if not self._resting():
+                try:
+                    result = await script(keys=[*old, *names],
+                                          args=[len(old), release.token if release else "", hold.token, self._ttl_ms])
+                except _UNREACHABLE as exc:
+                    self._went_down(exc)
+                else:
+                    self._came_back()
+            return self._settle(hold, release, old, names, result, keys)
+
+        return AsyncOrderLock(take_many, client.aclose)
+
+    def _swap_args(self, keys: Collection[str], release: ManyHold | None) -> tuple[ManyHold, list[str], dict[str, str]]:
+        old = [self._name(key) for key in release.held] if release and release.token else []
+        return ManyHold(token=uuid4().hex), old, {self._name(key): key for key in keys}
+
+    def _swapped(self, call: Callable[[], Any]) -> Any:
+        try:
+            result = call()
+        except _UNREACHABLE as exc:
+            self._went_down(exc)
+            return None
+        self._came_back()
+        return result
+
+    def _settle(self, hold: ManyHold, release: ManyHold | None, old: list[str], names: dict[str, str],
+                result: list[Any] | None, keys: Collection[str]) -> ManyHold:
+        """Read the swap script's answer (None: Redis is down, go without the lock) into the holds."""
         if result is None:
             if release is not None and old:
                 log.warning("could not release %d locks; they expire within %s s", len(old), self._ttl)
                 release.held = set()
             hold.degraded, hold.held, hold.token = True, set(keys), ""
             return hold
+        flags = [int(value) for value in result]
         if release is not None:
-            release.expired, release.held = len(old) - result[0], set()
+            release.expired, release.held = len(old) - flags[0], set()
             if release.expired:
                 log.warning("%d of a batch's locks expired before it finished (ttl %s s)", release.expired, self._ttl)
-        for name, flag in zip(names, result[1:], strict=True):
+        for name, flag in zip(names, flags[1:], strict=True):
             (hold.held if flag else hold.busy).add(names[name])
         return hold
 
-    def release_many(self, hold: ManyHold) -> None:
-        if hold.token and hold.held:
-            self.take_many((), release=hold)
-
     def _name(self, key: str) -> str:
         return f"{self._prefix}:lock:{key}"
-
-    def _swap(self, old: list[str], old_token: str, names: dict[str, str], token: str) -> list[int] | None:
-        try:
-            result = self._swap_script(keys=[*old, *names], args=[len(old), old_token, token, int(self._ttl * 1000)])
-        except _UNREACHABLE as exc:
-            self._went_down(exc)
-            return None
-        self._came_back()
-        return [int(value) for value in result]
 
     def status(self) -> dict[str, object]:
         with self._state:
@@ -295,6 +343,16 @@ class LocalOrderLock:
 
     def release_many(self, hold: ManyHold) -> None:
         self.take_many((), release=hold)
+
+    def on_loop(self, client: Any = None) -> AsyncOrderLock:
+        """Taking never waits here (CPU only): the loop calls it directly."""
+        async def take_many(keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
+            return self.take_many(keys, release=release)
+
+        async def close() -> None:
+            return None
+
+        return AsyncOrderLock(take_many, close)
 
     @property
     def tracked_keys(self) -> int:

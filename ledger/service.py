@@ -7,6 +7,7 @@ we reload the order and decide again, a bounded number of times.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -35,7 +36,9 @@ from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
 from ledger.intake import GroupCommit, Recorded, Verified
 from ledger.locks import OrderLock, lock_key
+from ledger.loopcommit import LoopGroupCommit
 from ledger.metrics import Metrics
+from ledger.pgrecorder import FailFastPostgresRecorder
 from ledger.rejections import Rejection, RejectionLog
 from ledger.settings import AlipayApp
 from ledger.store import LedgerStore
@@ -69,19 +72,32 @@ class LedgerService:
                  apps: Mapping[str, AlipayApp], *, require_known_orders: bool = False,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  alert: Callable[..., bool] | None = None, signature_burst: Any = None,
-                 metrics: Metrics | None = None, lock_wait_seconds: float = 3.0) -> None:
+                 metrics: Metrics | None = None, lock_wait_seconds: float = 3.0,
+                 lock_client: Callable[[], Any] | None = None) -> None:
+        """`lock_client`: makes the lock's async client for an event loop (Redis; None for the local lock)."""
         self.store, self.lock, self.rejections, self.apps = store, lock, rejections, apps
         self.clock, self.alert, self.signature_burst = clock, alert, signature_burst
         self.metrics = metrics or Metrics()
-        self.intake = GroupCommit(store, lock, require_known_orders=require_known_orders,
-                                  wait_seconds=lock_wait_seconds, metrics=self.metrics)
+        options = dict(require_known_orders=require_known_orders, wait_seconds=lock_wait_seconds,
+                       metrics=self.metrics)
+        self.intake = GroupCommit(store, lock, **options)
+        # On PostgreSQL the serving loop commits the notifications itself (see ledger.loopcommit).
+        self.loop_intake = (LoopGroupCommit(store, lock, lock_client=lock_client, **options)
+                            if isinstance(store.recorder, FailFastPostgresRecorder) else None)
         # Alipay sends copies of a notification, often at once: a body identical byte for byte to one that
         # verified moments ago needs no second parse and RSA check. Only what verified is remembered.
         self._checked = functools.lru_cache(maxsize=4096)(self._check)
 
     def close(self) -> None:
-        """Commit the callbacks already queued; refuse later ones."""
+        """Commit the callbacks already queued; refuse later ones (`stop_loop` first, on the serving loop)."""
+        if self.loop_intake is not None:
+            self.loop_intake.close()
         self.intake.close()
+
+    async def stop_loop(self) -> None:
+        """On the serving loop as it shuts down: commit what it queued, close its connections."""
+        if self.loop_intake is not None:
+            await self.loop_intake.stop()
 
     def record_callback(self, cmd: RecordCallback) -> Recorded:
         """Verify, record, and return once the commit that holds the callback is done (blocking)."""
@@ -107,6 +123,12 @@ class LedgerService:
         if app.seller_id and params.get("seller_id") != app.seller_id:
             raise SellerMismatch(f"seller_id {params.get('seller_id')!r} is not this merchant's seller")
         return TradeNotice.from_params(params), params
+
+    async def record(self, verified: Verified) -> Recorded:
+        """`submit`, awaited on an event loop: the HTTP endpoint's way in (errors as for `submit`)."""
+        if self.loop_intake is not None:
+            return await self.loop_intake.record(verified)
+        return await asyncio.wrap_future(self.intake.submit(verified))
 
     def submit(self, verified: Verified) -> Future[Recorded]:
         """Queue a verified callback for the next group commit; the future fails with UnknownOrder in

@@ -25,6 +25,7 @@ from tests.support.private_redis import PrivateRedis
 from tests.support.proxy import TcpProxy
 from tests.support.robots import ROBOT_SECRET, FakeDingTalk
 from tests.support.services import POSTGRES_URL, REDIS_URL, ensure_postgres, ensure_redis
+from tests.support.serving_loop import ServingLoop
 
 # Which servers a fixture needs, as a marker name, so `-m "not postgres"` deselects their tests.
 _SERVER_FIXTURES = {
@@ -158,3 +159,14 @@ def make_ledger(alipay: SandboxAlipay) -> Iterator[Callable[..., Ledger]]:
     yield make
     for ledger in built:
         ledger.close()
+
+
+@pytest.fixture
+def serving_loop(make_ledger: Callable[..., Ledger]) -> Iterator[ServingLoop]:
+    """An event loop standing in for the server's (`.submit(service, cmd)`, `.record_callback(...)`); the
+    group commits it ran are stopped, as on shutdown, before their ledgers are closed."""
+    loop = ServingLoop()
+    try:
+        yield loop
+    finally:
+        loop.close()

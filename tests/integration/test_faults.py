@@ -1,7 +1,10 @@
-"""Faults lose nothing and apply nothing twice: an expired lock, Redis stopped, the database cut off."""
+"""Faults lose nothing and apply nothing twice: an expired lock, Redis stopped, the database cut off.
+
+On PostgreSQL each runs twice: through the group commit's thread, and through the serving loop's task."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -9,29 +12,53 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import RetryLater
-from tests.integration.test_intake import kinds, record, ref
+from ledger.intake import Batches
+from tests.integration.test_intake import kinds, record, ref, through
+from tests.integration.test_locks import wait_until
 from tests.support.alipay import SandboxAlipay
+from tests.support.serving_loop import ServingLoop
+
+
+class Via:
+    """How a ledger under test records callbacks: as sync callers do, or as `ledger serve` does."""
+
+    def __init__(self, serving_loop: ServingLoop | None) -> None:
+        self.serving_loop = serving_loop
+
+    def __call__(self, ledger: Ledger) -> Ledger:
+        return through(self.serving_loop, ledger) if self.serving_loop else ledger
+
+    def intake(self, ledger: Ledger) -> Batches:
+        intake = ledger.service.loop_intake if self.serving_loop else ledger.service.intake
+        assert intake is not None
+        return intake
+
+
+@pytest.fixture(params=["thread", "serving loop"])
+def via(request: pytest.FixtureRequest, serving_loop: ServingLoop) -> Via:
+    return Via(serving_loop if request.param == "serving loop" else None)
 
 
 def test_lock_that_expires_mid_work_is_fenced_by_the_version_check(
         make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str, redis_prefix: str,
-        alipay: SandboxAlipay) -> None:
+        alipay: SandboxAlipay, via: Via) -> None:
     # Two processes' worth of ledger on one database and one Redis: the first one's commit stalls past
     # its lock's TTL while the second takes the lock and commits the same notification.
     env = {"LEDGER_REDIS_URL": redis_url, "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_LOCK_TTL_SECONDS": "0.3"}
-    slow, fast = make_ledger(postgres_url, **env), make_ledger(postgres_url, **env)
-    real_save, second_done = slow.store.save, threading.Event()
+    slow, fast = via(make_ledger(postgres_url, **env)), make_ledger(postgres_url, **env)
+    intake = via.intake(slow)
+    real_save, second_done = intake._save, threading.Event()
 
-    def stalled_save(*items: Any, **kwargs: Any) -> Any:
+    async def stalled_save(orders: list[Any]) -> int:
         if not second_done.is_set():
-            assert second_done.wait(10)
-        return real_save(*items, **kwargs)
+            assert await asyncio.to_thread(second_done.wait, 10)
+        return await real_save(orders)
 
-    slow.store.save = stalled_save  # type: ignore[method-assign]
+    intake._save = stalled_save  # type: ignore[method-assign]
     order = ref()
     body = alipay.body(order)
 
@@ -51,8 +78,8 @@ def test_lock_that_expires_mid_work_is_fenced_by_the_version_check(
 
 def test_redis_stopped_keeps_accepting_with_the_version_check_alone_and_says_so(
         make_ledger: Callable[..., Ledger], postgres_url: str, private_redis: Any,
-        alipay: SandboxAlipay) -> None:
-    ledger = make_ledger(postgres_url, LEDGER_REDIS_URL=private_redis.url)
+        alipay: SandboxAlipay, via: Via) -> None:
+    ledger = via(make_ledger(postgres_url, LEDGER_REDIS_URL=private_redis.url))
     assert record(ledger, alipay.body(ref())).degraded is False
     private_redis.stop()
     order = ref()
@@ -81,12 +108,13 @@ def test_redis_stopped_keeps_accepting_with_the_version_check_alone_and_says_so(
 
 
 def test_database_cut_off_answers_retry_later_records_nothing_and_the_retry_applies_once(
-        make_ledger: Callable[..., Ledger], postgres_url: str, tcp_proxy: Any, alipay: SandboxAlipay) -> None:
+        make_ledger: Callable[..., Ledger], postgres_url: str, tcp_proxy: Any, alipay: SandboxAlipay,
+        via: Via) -> None:
     from urllib.parse import urlsplit
 
     direct = urlsplit(postgres_url)
     proxy = tcp_proxy(direct.hostname, direct.port)
-    ledger = make_ledger(proxy.url_through(postgres_url))
+    ledger = via(make_ledger(proxy.url_through(postgres_url)))
     record(ledger, alipay.body(ref()))  # the pool holds live connections through the proxy
     order = ref()
     body = alipay.body(order)
@@ -97,10 +125,20 @@ def test_database_cut_off_answers_retry_later_records_nothing_and_the_retry_appl
     # Alipay must hear `fail` while it still listens: eventsourcing's own policy took about a minute.
     assert time.monotonic() - started < 15
     proxy.restore()
+    # The event store's pool (what reads the history) reconnects in its own time: seconds, with backoff.
+    wait_until(lambda: reads_again(ledger))
     assert kinds(ledger, order) == []
     record(ledger, body)
     record(ledger, body)
     assert Counter(kinds(ledger, order)) == Counter(Opened=1, CallbackReceived=2, PaymentConfirmed=1)
+
+
+def reads_again(ledger: Ledger) -> bool:
+    try:
+        ledger.store.ping()
+    except PersistenceError:
+        return False
+    return True
 
 
 def test_commit_that_went_through_but_came_back_as_a_conflict_is_not_recorded_twice(

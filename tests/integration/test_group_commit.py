@@ -1,8 +1,11 @@
 """Group commit on PostgreSQL and Redis: callbacks that arrive together share one save, and still each
-order changes exactly once: a conflict, a busy lock, a commit whose answer was lost, a shutdown."""
+order changes exactly once: a conflict, a busy lock, a commit whose answer was lost, a shutdown.
+
+Each test runs with both drivers: the thread that sync callers use, and the serving loop's task."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -14,13 +17,14 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import LockTimeout, StorageUnavailable
-from ledger.intake import Recorded
+from ledger.intake import Batches, Recorded
 from ledger.locks import lock_key
 from ledger.service import RecordCallback
 from tests.integration.test_intake import kinds, record, ref
 from tests.integration.test_locks import wait_until
 from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.services import redis_client
+from tests.support.serving_loop import ServingLoop
 
 
 @pytest.fixture
@@ -31,32 +35,55 @@ def pg_ledger(make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: 
     return make
 
 
-def submit(ledger: Ledger, body: bytes) -> Future[Recorded]:
-    return ledger.service.submit(ledger.service.verify(RecordCallback(body=body, remote_addr="198.51.100.7")))
+class Driver:
+    def __init__(self, serving_loop: ServingLoop | None) -> None:
+        self.serving_loop = serving_loop
+
+    def intake(self, ledger: Ledger) -> Batches:
+        intake = ledger.service.loop_intake if self.serving_loop else ledger.service.intake
+        assert intake is not None
+        return intake
+
+    def submit(self, ledger: Ledger, body: bytes) -> Future[Recorded]:
+        cmd = RecordCallback(body=body, remote_addr="198.51.100.7")
+        if self.serving_loop:
+            return self.serving_loop.submit(ledger.service, cmd)
+        return ledger.service.submit(ledger.service.verify(cmd))
+
+    def close(self, ledger: Ledger) -> None:
+        """As the server shuts down: refuse what comes, commit what came."""
+        ledger.service.close()
+        if self.serving_loop:
+            self.serving_loop.stop(ledger.service)
+
+
+@pytest.fixture(params=["thread", "serving loop"])
+def driver(request: pytest.FixtureRequest, serving_loop: ServingLoop) -> Driver:
+    return Driver(serving_loop if request.param == "serving loop" else None)
 
 
 class PausedSaves:
     """Holds the first save until released, so that what arrives meanwhile queues up; counts saves."""
 
-    def __init__(self, ledger: Ledger) -> None:
-        self.real, self.calls, self.release = ledger.store.save, 0, threading.Event()
-        ledger.store.save = self  # type: ignore[method-assign]
+    def __init__(self, intake: Batches) -> None:
+        self.real, self.calls, self.release = intake._save, 0, threading.Event()
+        intake._save = self  # type: ignore[method-assign]
 
-    def __call__(self, *items: Any, **kwargs: Any) -> Any:
+    async def __call__(self, orders: list[Any]) -> int:
         self.calls += 1
-        assert self.release.wait(10)
-        return self.real(*items, **kwargs)
+        assert await asyncio.to_thread(self.release.wait, 10)
+        return await self.real(orders)
 
 
 def test_callbacks_that_arrive_together_are_committed_by_one_save(
-        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay) -> None:
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, driver: Driver) -> None:
     ledger = pg_ledger()
-    saves = PausedSaves(ledger)
-    first = submit(ledger, alipay.body(ref()))
+    saves = PausedSaves(driver.intake(ledger))
+    first = driver.submit(ledger, alipay.body(ref()))
     while saves.calls == 0:  # the first batch is saving, and waits
         threading.Event().wait(0.01)
     orders = [ref() for _ in range(60)]
-    futures = [submit(ledger, alipay.body(order)) for order in orders]
+    futures = [driver.submit(ledger, alipay.body(order)) for order in orders]
     saves.release.set()
     assert first.result(10).status == "PAID"
     assert all(f.result(10).status == "PAID" for f in futures)
@@ -66,11 +93,11 @@ def test_callbacks_that_arrive_together_are_committed_by_one_save(
 
 
 def test_a_conflicting_order_is_redone_alone_and_fails_no_other_order_of_its_batch(
-        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay) -> None:
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, driver: Driver) -> None:
     ledger, other_process = pg_ledger(), pg_ledger()
     contested, bystanders = ref(), [ref() for _ in range(5)]
-    saves = PausedSaves(ledger)
-    futures = [submit(ledger, alipay.body(order)) for order in [contested, *bystanders]]
+    saves = PausedSaves(driver.intake(ledger))
+    futures = [driver.submit(ledger, alipay.body(order)) for order in [contested, *bystanders]]
     while saves.calls == 0:
         threading.Event().wait(0.01)
     # The batch has loaded and decided; another process commits to one of its orders first (its lock
@@ -86,29 +113,30 @@ def test_a_conflicting_order_is_redone_alone_and_fails_no_other_order_of_its_bat
 
 
 def test_a_batch_whose_commit_went_through_but_reported_a_conflict_is_not_recorded_twice(
-        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay) -> None:
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, driver: Driver) -> None:
     # After a dropped connection the library retries a commit that the server had made: the retry hits
     # the unique key. The batch must answer success, not redo (and duplicate) every callback.
     ledger = pg_ledger()
-    real_save, raised = ledger.store.save, []
+    intake = driver.intake(ledger)
+    real_save, raised = intake._save, []
 
-    def committed_then_conflict(*items: Any, **kwargs: Any) -> Any:
-        recordings = real_save(*items, **kwargs)
+    async def committed_then_conflict(orders: list[Any]) -> int:
+        position = await real_save(orders)
         if not raised:
             raised.append(True)
             raise IntegrityError("duplicate key value violates unique constraint (retried commit)")
-        return recordings
+        return position
 
-    ledger.store.save = committed_then_conflict  # type: ignore[method-assign]
+    intake._save = committed_then_conflict  # type: ignore[method-assign]
     orders = [ref() for _ in range(4)]
-    futures = [submit(ledger, alipay.body(order)) for order in orders]
+    futures = [driver.submit(ledger, alipay.body(order)) for order in orders]
     assert all(f.result(10).status == "PAID" for f in futures)
     assert raised
     assert all(kinds(ledger, order) == ["Opened", "CallbackReceived", "PaymentConfirmed"] for order in orders)
 
 
 def test_an_order_locked_elsewhere_waits_for_a_later_batch_without_holding_up_the_others(
-        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, redis_prefix: str) -> None:
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, redis_prefix: str, driver: Driver) -> None:
     ledger = pg_ledger()
     locked, free = ref(), ref()
 
@@ -122,8 +150,8 @@ def test_an_order_locked_elsewhere_waits_for_a_later_batch_without_holding_up_th
     holder = threading.Thread(target=hold_elsewhere)
     holder.start()
     assert held.wait(5)
-    waiting = submit(ledger, alipay.body(locked))
-    assert submit(ledger, alipay.body(free)).result(10).status == "PAID"
+    waiting = driver.submit(ledger, alipay.body(locked))
+    assert driver.submit(ledger, alipay.body(free)).result(10).status == "PAID"
     assert not waiting.done()
     release.set()
     holder.join()
@@ -132,12 +160,13 @@ def test_an_order_locked_elsewhere_waits_for_a_later_batch_without_holding_up_th
 
 
 def test_a_batch_keeps_its_locks_only_until_the_next_batch_or_until_none_comes(
-        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, redis_url: str, redis_prefix: str) -> None:
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, redis_url: str, redis_prefix: str,
+        driver: Driver) -> None:
     # Locks are handed back with the next batch's taking them, in one round trip; when nothing more
     # arrives they are released at once, not left to expire (another process would wait the whole TTL).
     ledger = pg_ledger()
     order = ref()
-    assert submit(ledger, alipay.body(order)).result(10).status == "PAID"
+    assert driver.submit(ledger, alipay.body(order)).result(10).status == "PAID"
     client = redis_client(redis_url)
     try:
         wait_until(lambda: not list(client.scan_iter(match=f"{redis_prefix}:lock:*")))
@@ -148,29 +177,29 @@ def test_a_batch_keeps_its_locks_only_until_the_next_batch_or_until_none_comes(
 
 
 def test_an_order_locked_for_longer_than_the_wait_is_answered_retry_later_and_not_recorded(
-        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay) -> None:
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, driver: Driver) -> None:
     ledger = pg_ledger(LEDGER_LOCK_WAIT_MS="300")
     order = ref()
 
     with ledger.lock.hold(lock_key(APP_ID, order)), pytest.raises(LockTimeout):
-        submit(ledger, alipay.body(order)).result(10)
+        driver.submit(ledger, alipay.body(order)).result(10)
     assert kinds(ledger, order) == []
 
 
 def test_close_commits_what_was_queued_and_refuses_what_comes_after(
-        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay) -> None:
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, driver: Driver) -> None:
     ledger = pg_ledger()
-    saves = PausedSaves(ledger)
+    saves = PausedSaves(driver.intake(ledger))
     orders = [ref() for _ in range(10)]
-    futures = [submit(ledger, alipay.body(order)) for order in orders]
-    closing = threading.Thread(target=ledger.service.close)
+    futures = [driver.submit(ledger, alipay.body(order)) for order in orders]
+    closing = threading.Thread(target=driver.close, args=(ledger,))
     closing.start()
     saves.release.set()
     closing.join(15)
     assert not closing.is_alive()
     assert all(f.result(1).status == "PAID" for f in futures)
     with pytest.raises(StorageUnavailable):
-        submit(ledger, alipay.body(ref())).result(1)
+        driver.submit(ledger, alipay.body(ref())).result(1)
 
 
 class _NoLock:
@@ -182,3 +211,25 @@ class _NoLock:
 
     def release_many(self, hold: Any) -> None:
         pass
+
+
+def test_a_callback_that_arrives_while_the_loop_releases_the_last_locks_is_not_left_waiting(
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, serving_loop: ServingLoop) -> None:
+    # The loop's task releases the last batch's locks when the queue runs dry, awaiting Redis: a callback
+    # queued meanwhile must still be taken, not wait for the next one to wake the task.
+    ledger = pg_ledger()
+    intake = ledger.service.loop_intake
+    assert intake is not None
+    releasing, real_release = threading.Event(), intake._release
+
+    async def slow_release() -> None:
+        releasing.set()
+        await asyncio.sleep(0.3)
+        await real_release()
+
+    intake._release = slow_release  # type: ignore[method-assign]
+    cmd = RecordCallback(body=alipay.body(ref()), remote_addr="198.51.100.7")
+    assert serving_loop.submit(ledger.service, cmd).result(10).status == "PAID"
+    assert releasing.wait(5)
+    late = serving_loop.submit(ledger.service, RecordCallback(body=alipay.body(ref()), remote_addr="198.51.100.7"))
+    assert late.result(5).status == "PAID"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections import Counter
@@ -14,6 +15,7 @@ from ledger.bootstrap import Ledger
 from ledger.domain.errors import Rejected, SellerMismatch, SignatureInvalid, UnknownApp, UnknownOrder
 from ledger.service import RecordCallback, RegisterOrder
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.serving_loop import ServingLoop
 
 
 def ref() -> str:
@@ -212,3 +214,26 @@ def test_a_copy_identical_byte_for_byte_is_verified_once_and_recorded_as_its_own
     with pytest.raises(Rejected):
         record(led, body.replace(b"total_amount=", b"total_amount=1", 1))
     assert len(checks) == 4
+
+
+class TestIntakeOnPostgresWithRedisThroughTheServingLoop(TestIntakeOnPostgresWithRedis):
+    """The same contract, each callback recorded as `ledger serve` records it: by the serving loop's task."""
+
+    @pytest.fixture
+    def ledger(self, make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str,
+               redis_prefix: str, serving_loop: ServingLoop) -> Ledger:
+        return through(serving_loop, make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url,
+                                                 LEDGER_REDIS_PREFIX=redis_prefix))
+
+    @pytest.fixture
+    def strict_ledger(self, make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str,
+                      redis_prefix: str, serving_loop: ServingLoop) -> Ledger:
+        return through(serving_loop, make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url,
+                                                 LEDGER_REDIS_PREFIX=redis_prefix, LEDGER_REQUIRE_KNOWN_ORDERS="on"))
+
+
+def through(serving_loop: ServingLoop, ledger: Ledger) -> Ledger:
+    """`record_callback` of this ledger goes through the serving loop, as the HTTP endpoint's does."""
+    service = ledger.service
+    service.record_callback = functools.partial(serving_loop.record_callback, service)  # type: ignore[method-assign]
+    return ledger

@@ -1,0 +1,53 @@
+"""An event loop on a thread of its own, standing in for the server's, so that plain tests can drive the
+group commit that runs on the serving loop (`LedgerService.record`) from ordinary threads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from ledger.domain.errors import Rejected, UnknownOrder
+from ledger.intake import Recorded
+from ledger.service import LedgerService, RecordCallback
+
+T = TypeVar("T")
+
+
+class ServingLoop:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="serving-loop", daemon=True)
+        self._thread.start()
+        self._served: list[LedgerService] = []
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def submit(self, service: LedgerService, cmd: RecordCallback) -> Future[Recorded]:
+        """Verify here, record on the loop: the future is answered after the commit (or with why not)."""
+        assert service.loop_intake is not None, "the group commit runs on the loop on PostgreSQL only"
+        if service not in self._served:
+            self._served.append(service)
+        return self.run(service.record(service.verify(cmd)))
+
+    def record_callback(self, service: LedgerService, cmd: RecordCallback) -> Recorded:
+        """`LedgerService.record_callback`, through the loop: what the HTTP endpoint does."""
+        try:
+            return self.submit(service, cmd).result(30)
+        except (Rejected, UnknownOrder) as exc:
+            service.refuse(cmd, exc)
+            raise
+
+    def stop(self, service: LedgerService) -> None:
+        """What the server does as it shuts down: commit what is queued, close the loop's connections."""
+        self.run(service.stop_loop()).result(30)
+
+    def close(self) -> None:
+        for service in self._served:
+            self.stop(service)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
