@@ -107,10 +107,10 @@ def serving_app(background: Any = None, settings: Settings | None = None) -> Any
 
     app = create_app(build(settings or Settings.from_env(os.environ)), background=background)
     _tune_gc()
-    # Two threads share the GIL: the event loop (HTTP, signature checks) and the group commit, which is the
-    # critical path. When a commit's round trip returns, it waits for the GIL until the loop lets go:
-    # up to the 5 ms default switch interval, several times per batch. 1 ms measured +13 % throughput and
-    # a lower p99 in three alternating pairs (distinct orders, 32 connections).
+    # On the embedded default two threads share the GIL: the event loop (HTTP, signature checks) and the
+    # group commit's thread, the critical path. When a commit's round trip returns, it waits for the GIL
+    # until the loop lets go: up to the 5 ms default switch interval, several times per batch. 1 ms
+    # measured +13 % throughput and a lower p99 (alternating pairs, when PostgreSQL used that thread too).
     sys.setswitchinterval(0.001)
     return app
 

@@ -150,8 +150,8 @@ class Batches:
             if now < pending.deadline:
                 busy.append(pending)
             else:
-                pending.future.set_exception(LockTimeout(
-                    f"order {pending.key!r} stayed locked for more than {self.wait_seconds} s"))
+                _fail((pending,), LockTimeout(f"order {pending.key!r} stayed locked for more than "
+                                              f"{self.wait_seconds} s"))
 
     async def _save_groups(self, groups: dict[UUID, list[_Pending]], *, degraded: bool) -> None:
         try:

@@ -233,3 +233,24 @@ def test_a_callback_that_arrives_while_the_loop_releases_the_last_locks_is_not_l
     assert releasing.wait(5)
     late = serving_loop.submit(ledger.service, RecordCallback(body=alipay.body(ref()), remote_addr="198.51.100.7"))
     assert late.result(5).status == "PAID"
+
+
+def test_a_caller_that_gives_up_waiting_fails_no_other_callback_of_its_batch(
+        pg_ledger: Callable[..., Ledger], alipay: SandboxAlipay, serving_loop: ServingLoop) -> None:
+    # An HTTP client that hangs up has its request cancelled: its callback is still recorded (Alipay will
+    # send it again, and that copy is a duplicate), and answering the rest of its batch must not trip on it.
+    ledger = pg_ledger()
+    driver = Driver(serving_loop)
+    saves = PausedSaves(driver.intake(ledger))
+    first = driver.submit(ledger, alipay.body(ref()))
+    while saves.calls == 0:  # the first batch is saving: the next two queue up as one batch
+        threading.Event().wait(0.01)
+    gone, staying = ref(), ref()
+    abandoned = driver.submit(ledger, alipay.body(gone))
+    waiting = driver.submit(ledger, alipay.body(staying))
+    threading.Event().wait(0.1)
+    assert abandoned.cancel()
+    saves.release.set()
+    assert first.result(10).status == waiting.result(10).status == "PAID"
+    assert saves.calls == 2
+    assert kinds(ledger, gone) == kinds(ledger, staying) == ["Opened", "CallbackReceived", "PaymentConfirmed"]
