@@ -92,7 +92,6 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     alerting = AlertService(store, engine, _robots(settings) if robots is None else robots, limits,
                             dedup_seconds=settings.alert_dedup_seconds, clock=clock, compose=compose,
                             key_prefix=settings.redis_prefix)
-    lock_client = _lock_client(settings) if lock is None else None
     if lock is None:
         lock = _lock(settings, closers, on_degraded=lambda exc: alerting.raise_alert(
             "redis_degraded", "redis", f"Redis is unreachable ({exc}); orders are taken with the version "
@@ -104,7 +103,7 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     service = LedgerService(store, lock, rejections, settings.apps, require_known_orders=settings.require_known_orders,
                             clock=clock, alert=alerting.raise_alert,
                             signature_burst=BurstCounter(settings.signature_alert_threshold), metrics=metrics,
-                            lock_wait_seconds=settings.lock_wait_ms / 1000, lock_client=lock_client)
+                            lock_wait_seconds=settings.lock_wait_ms / 1000)
     closers.append(service.close)
     ledger = Ledger(settings, store, lock, rejections, service, engine, None, closers, clock, broker, alerting)
     ledger.metrics = metrics
@@ -138,22 +137,18 @@ def _robots(settings: Settings) -> list[Any]:
 
 
 # Short socket timeouts: an unreachable Redis must degrade the lock in well under a second.
-_LOCK_TIMEOUTS = dict(socket_connect_timeout=0.5, socket_timeout=0.5)
-
-
-def _lock_client(settings: Settings) -> Callable[[], Any] | None:
-    """Makes the lock's client for the serving event loop (one per loop: an async client stays on its loop)."""
-    if settings.redis_url is None:
-        return None
-    url = str(settings.redis_url)
-    return lambda: redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 1), **_LOCK_TIMEOUTS)
+_LOCK_TIMEOUTS: dict[str, Any] = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
 
 
 def _lock(settings: Settings, closers: list[Any], *, on_degraded: Callable[[Exception], object]) -> OrderLock:
     wait_seconds = settings.lock_wait_ms / 1000
     if settings.redis_url is None:
         return LocalOrderLock(wait_seconds=wait_seconds)
-    client = redis.Redis.from_url(str(settings.redis_url), retry=Retry(NoBackoff(), 1), **_LOCK_TIMEOUTS)
+    url = str(settings.redis_url)
+    client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 1), **_LOCK_TIMEOUTS)
     closers.append(client.close)
     return RedisOrderLock(client, prefix=settings.redis_prefix, ttl_seconds=settings.lock_ttl_seconds,
-                          wait_seconds=wait_seconds, on_degraded=on_degraded)
+                          wait_seconds=wait_seconds, on_degraded=on_degraded,
+                          # The serving loop's own client (an async client stays on the loop that made it).
+                          async_client=lambda: redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 1),
+                                                                            **_LOCK_TIMEOUTS))

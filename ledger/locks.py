@@ -5,6 +5,7 @@ The lock only narrows races: the event store's version check stays the fence tha
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -42,6 +43,10 @@ for i = n + 1, #KEYS do
 end
 return result
 """
+
+
+async def _nothing() -> None:
+    return None
 
 
 def lock_key(app_id: str, out_trade_no: str) -> str:
@@ -90,8 +95,8 @@ class OrderLock(Protocol):
 
     def release_many(self, hold: ManyHold) -> None: ...
 
-    def on_loop(self, client: Any) -> AsyncOrderLock:
-        """`take_many` to await on the calling event loop (`client`: the backend's async client, or None)."""
+    def on_loop(self) -> AsyncOrderLock:
+        """`take_many` to await on the calling event loop (its own connections, closed by `close`)."""
         ...
 
     def status(self) -> dict[str, object]: ...
@@ -118,8 +123,11 @@ class RedisOrderLock:
         wait_seconds: float,
         recheck_seconds: float = 1.0,
         on_degraded: Callable[[Exception], object] | None = None,
+        async_client: Callable[[], Any] | None = None,
     ) -> None:
+        """`async_client`: makes a `redis.asyncio.Redis` like `client`, for `on_loop` (one per event loop)."""
         self._on_degraded = on_degraded
+        self._async_client = async_client
         self._client = client
         self._prefix = prefix
         self._ttl = ttl_seconds
@@ -157,9 +165,16 @@ class RedisOrderLock:
         if hold.token and hold.held:
             self.take_many((), release=hold)
 
-    def on_loop(self, client: Any) -> AsyncOrderLock:
-        """`take_many` awaited on an event loop, with `client` (a `redis.asyncio.Redis` built like the sync one,
-        used on that loop only): the group commit on the serving loop takes its locks without a thread."""
+    def on_loop(self) -> AsyncOrderLock:
+        """`take_many` awaited on the calling event loop, with a `redis.asyncio` client of that loop's own
+        (from `async_client`): the group commit on the serving loop takes its locks without a thread. Without
+        `async_client`, the sync client is called on a worker thread."""
+        if self._async_client is None:
+            async def in_thread(keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
+                return await asyncio.to_thread(self.take_many, keys, release=release)
+
+            return AsyncOrderLock(in_thread, _nothing)
+        client = self._async_client()
         script = client.register_script(_SWAP_MANY)
 
         async def take_many(keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
@@ -344,15 +359,12 @@ class LocalOrderLock:
     def release_many(self, hold: ManyHold) -> None:
         self.take_many((), release=hold)
 
-    def on_loop(self, client: Any = None) -> AsyncOrderLock:
+    def on_loop(self) -> AsyncOrderLock:
         """Taking never waits here (CPU only): the loop calls it directly."""
         async def take_many(keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
             return self.take_many(keys, release=release)
 
-        async def close() -> None:
-            return None
-
-        return AsyncOrderLock(take_many, close)
+        return AsyncOrderLock(take_many, _nothing)
 
     @property
     def tracked_keys(self) -> int:

@@ -30,11 +30,9 @@ T = TypeVar("T")
 
 
 class LoopGroupCommit(Batches):
-    def __init__(self, store: LedgerStore, lock: OrderLock, *, lock_client: Callable[[], Any] | None,
-                 **options: Any) -> None:
-        """`lock_client`: makes the lock's async client for a loop (None for the in-process lock)."""
+    def __init__(self, store: LedgerStore, lock: OrderLock, **options: Any) -> None:
         super().__init__(store, **options)
-        self.lock, self.lock_client = lock, lock_client
+        self.lock = lock
         self._queue: collections.deque[_Pending] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -74,7 +72,7 @@ class LoopGroupCommit(Batches):
     def _start(self) -> None:
         self._wake = asyncio.Event()
         self._writer = AsyncEventWriter(self.store.recorder)  # type: ignore[arg-type]
-        self._lock = self.lock.on_loop(self.lock_client() if self.lock_client else None)
+        self._lock = self.lock.on_loop()
         self._task = asyncio.create_task(self._run(), name="group-commit")
 
     async def _run(self) -> None:

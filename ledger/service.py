@@ -72,9 +72,7 @@ class LedgerService:
                  apps: Mapping[str, AlipayApp], *, require_known_orders: bool = False,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  alert: Callable[..., bool] | None = None, signature_burst: Any = None,
-                 metrics: Metrics | None = None, lock_wait_seconds: float = 3.0,
-                 lock_client: Callable[[], Any] | None = None) -> None:
-        """`lock_client`: makes the lock's async client for an event loop (Redis; None for the local lock)."""
+                 metrics: Metrics | None = None, lock_wait_seconds: float = 3.0) -> None:
         self.store, self.lock, self.rejections, self.apps = store, lock, rejections, apps
         self.clock, self.alert, self.signature_burst = clock, alert, signature_burst
         self.metrics = metrics or Metrics()
@@ -82,7 +80,7 @@ class LedgerService:
                        metrics=self.metrics)
         self.intake = GroupCommit(store, lock, **options)
         # On PostgreSQL the serving loop commits the notifications itself (see ledger.loopcommit).
-        self.loop_intake = (LoopGroupCommit(store, lock, lock_client=lock_client, **options)
+        self.loop_intake = (LoopGroupCommit(store, lock, **options)
                             if isinstance(store.recorder, FailFastPostgresRecorder) else None)
         # Alipay sends copies of a notification, often at once: a body identical byte for byte to one that
         # verified moments ago needs no second parse and RSA check. Only what verified is remembered.

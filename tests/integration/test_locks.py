@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -11,6 +12,7 @@ from contextlib import ExitStack
 
 import pytest
 import redis
+import redis.asyncio
 
 from ledger.domain.errors import LockTimeout
 from ledger.locks import LocalOrderLock, OrderLock, RedisOrderLock
@@ -155,6 +157,29 @@ class OrderLockContract:
             pass
 
 
+    def test_batches_taken_on_an_event_loop_exclude_and_hand_back_as_on_a_thread(self, make_lock):
+        asyncio.run(_batches_on_a_loop(make_lock(wait_seconds=0.1)))
+
+
+async def _batches_on_a_loop(lock: OrderLock) -> None:
+    on_loop = lock.on_loop()
+    try:
+        with lock.hold("order-2"):
+            first = await on_loop.take_many({"order-1", "order-2"})
+            assert (first.held, first.busy, first.degraded) == ({"order-1"}, {"order-2"}, False)
+            with pytest.raises(LockTimeout), lock.hold("order-1"):
+                pytest.fail("entered an order a batch on the loop holds")
+        second = await on_loop.take_many({"order-3"}, release=first)
+        assert second.held == {"order-3"}
+        with lock.hold("order-1"):  # handed back by the second batch's taking
+            pass
+        await on_loop.release_many(second)
+        with lock.hold("order-3"):
+            pass
+    finally:
+        await on_loop.close()
+
+
 class TestRedisOrderLock(OrderLockContract):
     @pytest.fixture
     def client(self, redis_url: str) -> Iterator[redis.Redis]:
@@ -163,13 +188,17 @@ class TestRedisOrderLock(OrderLockContract):
         client.close()
 
     @pytest.fixture
-    def make_lock(self, client: redis.Redis, redis_prefix: str) -> Callable[..., RedisOrderLock]:
-        def make(*, wait_seconds: float, ttl_seconds: float = 30.0) -> RedisOrderLock:
+    def make_lock(self, client: redis.Redis, redis_prefix: str, redis_url: str) -> Callable[..., RedisOrderLock]:
+        def make(*, wait_seconds: float, ttl_seconds: float = 30.0, on_a_loop: bool = True) -> RedisOrderLock:
             return RedisOrderLock(
-                client, prefix=redis_prefix, ttl_seconds=ttl_seconds, wait_seconds=wait_seconds
+                client, prefix=redis_prefix, ttl_seconds=ttl_seconds, wait_seconds=wait_seconds,
+                async_client=(lambda: redis.asyncio.Redis.from_url(redis_url)) if on_a_loop else None,
             )
 
         return make
+
+    def test_without_an_async_client_a_loop_takes_batches_through_the_sync_one(self, make_lock):
+        asyncio.run(_batches_on_a_loop(make_lock(wait_seconds=0.1, on_a_loop=False)))
 
     def test_the_key_carries_the_prefix_and_is_removed_on_release(self, make_lock, client, redis_prefix):
         lock = make_lock(wait_seconds=0.1)
