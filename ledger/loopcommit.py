@@ -20,7 +20,7 @@ from uuid import UUID
 
 from ledger.domain.errors import StorageUnavailable
 from ledger.domain.order import Order
-from ledger.intake import Batches, Recorded, Verified, _fail, _Pending
+from ledger.intake import Batches, Pending, Recorded, Verified, fail_all
 from ledger.locks import AsyncOrderLock, ManyHold, OrderLock
 from ledger.pgasync import AsyncEventWriter
 from ledger.store import LedgerStore
@@ -33,7 +33,7 @@ class LoopGroupCommit(Batches):
     def __init__(self, store: LedgerStore, lock: OrderLock, **options: Any) -> None:
         super().__init__(store, **options)
         self.lock = lock
-        self._queue: collections.deque[_Pending] = collections.deque()
+        self._queue: collections.deque[Pending] = collections.deque()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
@@ -49,7 +49,7 @@ class LoopGroupCommit(Batches):
             self._start()  # the first callback on this loop (a loop that ended without `stop()` left nothing)
         assert self._wake is not None
         future: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(item, future, time.monotonic() + self.wait_seconds))
+        self._queue.append(Pending(item, future, time.monotonic() + self.wait_seconds))
         self._wake.set()
         return await future
 
@@ -77,7 +77,7 @@ class LoopGroupCommit(Batches):
 
     async def _run(self) -> None:
         assert self._wake is not None and self._writer is not None and self._lock is not None
-        busy: list[_Pending] = []  # their lock was held elsewhere; they join the next batch
+        busy: list[Pending] = []  # their lock was held elsewhere; they join the next batch
         try:
             while True:
                 if not self._queue:
@@ -97,13 +97,13 @@ class LoopGroupCommit(Batches):
                     try:
                         await self._commit(batch, busy)
                     except asyncio.CancelledError:  # the loop is going away without `stop()`
-                        _fail(batch, StorageUnavailable("the ledger is shutting down"))
+                        fail_all(batch, StorageUnavailable("the ledger is shutting down"))
                         raise
                     except Exception as exc:  # never leave a caller waiting for ever
                         log.exception("group commit failed")
-                        _fail(batch, StorageUnavailable(f"could not record: {exc!r}"))
+                        fail_all(batch, StorageUnavailable(f"could not record: {exc!r}"))
         finally:
-            _fail([*busy, *self._queue], StorageUnavailable("the ledger is shutting down"))
+            fail_all([*busy, *self._queue], StorageUnavailable("the ledger is shutting down"))
             self._queue.clear()
             await self._release()
             await self._writer.close()
