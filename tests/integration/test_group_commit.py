@@ -110,6 +110,8 @@ def test_a_conflicting_order_is_redone_alone_and_fails_no_other_order_of_its_bat
     assert results[0].version == 4  # decided again on the newer state: after the other process's three
     assert Counter(kinds(ledger, contested)) == {"Opened": 1, "CallbackReceived": 2, "PaymentConfirmed": 1}
     assert all(kinds(ledger, order) == ["Opened", "CallbackReceived", "PaymentConfirmed"] for order in bystanders)
+    # The refused insert left no transaction open on the connection: the next batch goes through.
+    assert driver.submit(ledger, alipay.body(ref())).result(10).status == "PAID"
 
 
 def test_a_batch_whose_commit_went_through_but_reported_a_conflict_is_not_recorded_twice(
