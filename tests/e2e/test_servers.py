@@ -97,6 +97,38 @@ def test_one_server_with_two_worker_processes_confirms_copies_once_and_records_e
     assert (row["status"], row["paid_amount"]) == ("PAID", "88.00")
 
 
+@pytest.mark.slow
+def test_a_server_killed_mid_load_had_recorded_every_callback_it_answered_success(
+        servers: Callable[..., LedgerServer], make_ledger: Callable[..., Ledger], postgres_url: str,
+        shared_env: dict[str, str], alipay: SandboxAlipay) -> None:
+    # `success` goes out only after the commit that holds the callback: whatever moment the process dies at,
+    # an order answered `success` is in the log (the others Alipay sends again).
+    server = servers({**shared_env, "LEDGER_PROJECTIONS": "separate"})  # no child process left behind
+    server.wait_ready()
+    orders = [f"K{uuid.uuid4().hex[:12]}" for _ in range(400)]
+    answers: dict[str, object] = {}
+
+    def post(chunk: list[str]) -> None:
+        for order in chunk:
+            try:
+                answers[order] = server.notify(alipay.body(order))
+            except OSError as exc:  # the server died under this request, or before it
+                answers[order] = exc
+
+    threads = [threading.Thread(target=post, args=(orders[i::16],)) for i in range(16)]
+    for t in threads:
+        t.start()
+    while len(answers) < 80:
+        threading.Event().wait(0.005)
+    server.process.kill()
+    for t in threads:
+        t.join()
+    succeeded = [order for order, answer in answers.items() if answer == (200, "success")]
+    assert 80 <= len(succeeded) < len(orders)
+    ledger = make_ledger(postgres_url, migrate_first=False)
+    assert [order for order in succeeded if "CallbackReceived" not in kinds(ledger, order)] == []
+
+
 def test_workers_on_the_embedded_default_are_refused_before_serving(tmp_path: Path, alipay: SandboxAlipay) -> None:
     env = {"PATH": os.environ["PATH"], **alipay.env(), "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db"}
     done = subprocess.run([sys.executable, "-m", "ledger.cli", "serve", "--port", "0", "--workers", "2"], env=env,
