@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ class Pending:
         self.key = lock_key(self.item.notice.app_id, self.item.notice.out_trade_no)
 
 
-class Batches:
+class Batches(ABC):
     """What every driver of the group commit shares: how one batch is locked, decided, saved and answered.
     The driver supplies the batches, and the I/O as coroutines (`_swap`, `_load`, `_save`, `_head`, `_aside`)."""
 
@@ -106,22 +107,27 @@ class Batches:
         self.wait_seconds, self.max_batch, self.retry_busy_seconds = wait_seconds, max_batch, retry_busy_seconds
         self._held: ManyHold | None = None  # the last batch's locks, until the next batch takes its own
 
+    @abstractmethod
     async def _swap(self, keys: set[str], release: ManyHold | None) -> ManyHold:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def _load(self, order_ids: list[UUID]) -> dict[UUID, Order | None]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def _save(self, orders: list[Order]) -> int:
         """Every pending event of `orders` in one transaction; the log position of the last."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def _head(self) -> int:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def _aside(self, call: Callable[..., T], *args: Any) -> T:
         """A blocking call on the store (the rare paths): where it may block the driver."""
-        raise NotImplementedError
+        ...
 
     async def _commit(self, batch: list[Pending], busy: list[Pending]) -> None:
         groups: dict[UUID, list[Pending]] = {}
