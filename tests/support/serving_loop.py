@@ -27,11 +27,35 @@ class ServingLoop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def submit(self, service: LedgerService, cmd: RecordCallback) -> Future[Recorded]:
-        """Verify here, record on the loop: the future is answered after the commit (or with why not)."""
+        """Verify here, record on the loop; returns once the callback is queued there, as an HTTP request's
+        is before the next one is read. The future is answered after the commit (or with why not);
+        cancelling it cancels the request."""
         assert service.loop_intake is not None, "the group commit runs on the loop on PostgreSQL only"
         if service not in self._served:
             self._served.append(service)
-        return self.run(service.record(service.verify(cmd)))
+        recording = service.record(service.verify(cmd))
+
+        async def queued() -> asyncio.Task[Recorded]:
+            task = asyncio.ensure_future(recording)
+            await asyncio.sleep(0)  # the task's first step runs first: it queues the callback
+            return task
+
+        task = self.run(queued()).result(10)
+        answer: Future[Recorded] = Future()
+
+        def settle(done: asyncio.Task[Recorded]) -> None:
+            if answer.done():  # cancelled here first
+                return
+            if done.cancelled():
+                answer.cancel()
+            elif (exc := done.exception()) is not None:
+                answer.set_exception(exc)
+            else:
+                answer.set_result(done.result())
+
+        answer.add_done_callback(lambda f: f.cancelled() and self.loop.call_soon_threadsafe(task.cancel))
+        self.loop.call_soon_threadsafe(task.add_done_callback, settle)
+        return answer
 
     def record_callback(self, service: LedgerService, cmd: RecordCallback) -> Recorded:
         """`LedgerService.record_callback`, through the loop: what the HTTP endpoint does."""
