@@ -15,6 +15,7 @@ from ledger.settings import Settings, SettingsError
 
 PROJECTIONS_NICENESS = 10  # the read side's CPU priority below the intake's (see `projections run`)
 
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ledger", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,8 +88,8 @@ def _serve(args: argparse.Namespace) -> int:
         uvicorn.run(serving_app(background, settings), host=args.host, port=args.port, log_level=args.log_level,
                     access_log=False)
         return 0
-    # One serving process is bound by its GIL: the event loop and the group commit share it. Several share
-    # the port (uvicorn's own supervisor restarts one that dies); the projections run once, beside them.
+    # Several serving processes share the port (uvicorn's own supervisor restarts one that dies); the
+    # projections run once, beside them.
     if background:
         background.start()
     try:

@@ -154,11 +154,10 @@ class RedisOrderLock:
             self._release(lock, hold)
 
     def take_many(self, keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
-        hold, old, names = self._swap_args(keys, release)
+        hold, old, names, call = self._swap_args(keys, release)
         if not (old or names):
             return hold
-        result = None if self._resting() else self._swapped(lambda: self._swap_script(
-            keys=[*old, *names], args=[len(old), release.token if release else "", hold.token, self._ttl_ms]))
+        result = None if self._resting() else self._swapped(lambda: self._swap_script(**call))
         return self._settle(hold, release, old, names, result, keys)
 
     def release_many(self, hold: ManyHold) -> None:
@@ -178,14 +177,13 @@ class RedisOrderLock:
         script = client.register_script(_SWAP_MANY)
 
         async def take_many(keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
-            hold, old, names = self._swap_args(keys, release)
+            hold, old, names, call = self._swap_args(keys, release)
             if not (old or names):
                 return hold
             result = None
             if not self._resting():
                 try:
-                    result = await script(keys=[*old, *names],
-                                          args=[len(old), release.token if release else "", hold.token, self._ttl_ms])
+                    result = await script(**call)
                 except _UNREACHABLE as exc:
                     self._went_down(exc)
                 else:
@@ -194,9 +192,14 @@ class RedisOrderLock:
 
         return AsyncOrderLock(take_many, client.aclose)
 
-    def _swap_args(self, keys: Collection[str], release: ManyHold | None) -> tuple[ManyHold, list[str], dict[str, str]]:
+    def _swap_args(self, keys: Collection[str], release: ManyHold | None
+                   ) -> tuple[ManyHold, list[str], dict[str, str], dict[str, list[Any]]]:
+        """The new hold, the names to release and to take, and the swap script's keys and args."""
+        hold = ManyHold(token=uuid4().hex)
         old = [self._name(key) for key in release.held] if release and release.token else []
-        return ManyHold(token=uuid4().hex), old, {self._name(key): key for key in keys}
+        names = {self._name(key): key for key in keys}
+        call = {"keys": [*old, *names], "args": [len(old), release.token if release else "", hold.token, self._ttl_ms]}
+        return hold, old, names, call
 
     def _swapped(self, call: Callable[[], Any]) -> Any:
         try:

@@ -16,41 +16,20 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import RetryLater
-from ledger.intake import Batches
-from tests.integration.test_intake import kinds, record, ref, through
+from tests.integration.test_intake import kinds, record, ref
 from tests.integration.test_locks import wait_until
 from tests.support.alipay import SandboxAlipay
-from tests.support.serving_loop import ServingLoop
-
-
-class Via:
-    """How a ledger under test records callbacks: as sync callers do, or as `ledger serve` does."""
-
-    def __init__(self, serving_loop: ServingLoop | None) -> None:
-        self.serving_loop = serving_loop
-
-    def __call__(self, ledger: Ledger) -> Ledger:
-        return through(self.serving_loop, ledger) if self.serving_loop else ledger
-
-    def intake(self, ledger: Ledger) -> Batches:
-        intake = ledger.service.loop_intake if self.serving_loop else ledger.service.intake
-        assert intake is not None
-        return intake
-
-
-@pytest.fixture(params=["thread", "serving loop"])
-def via(request: pytest.FixtureRequest, serving_loop: ServingLoop) -> Via:
-    return Via(serving_loop if request.param == "serving loop" else None)
+from tests.support.serving_loop import Driver
 
 
 def test_lock_that_expires_mid_work_is_fenced_by_the_version_check(
         make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str, redis_prefix: str,
-        alipay: SandboxAlipay, via: Via) -> None:
+        alipay: SandboxAlipay, driver: Driver) -> None:
     # Two processes' worth of ledger on one database and one Redis: the first one's commit stalls past
     # its lock's TTL while the second takes the lock and commits the same notification.
     env = {"LEDGER_REDIS_URL": redis_url, "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_LOCK_TTL_SECONDS": "0.3"}
-    slow, fast = via(make_ledger(postgres_url, **env)), make_ledger(postgres_url, **env)
-    intake = via.intake(slow)
+    slow, fast = driver(make_ledger(postgres_url, **env)), make_ledger(postgres_url, **env)
+    intake = driver.intake(slow)
     real_save, second_done = intake._save, threading.Event()
 
     async def stalled_save(orders: list[Any]) -> int:
@@ -78,8 +57,8 @@ def test_lock_that_expires_mid_work_is_fenced_by_the_version_check(
 
 def test_redis_stopped_keeps_accepting_with_the_version_check_alone_and_says_so(
         make_ledger: Callable[..., Ledger], postgres_url: str, private_redis: Any,
-        alipay: SandboxAlipay, via: Via) -> None:
-    ledger = via(make_ledger(postgres_url, LEDGER_REDIS_URL=private_redis.url))
+        alipay: SandboxAlipay, driver: Driver) -> None:
+    ledger = driver(make_ledger(postgres_url, LEDGER_REDIS_URL=private_redis.url))
     assert record(ledger, alipay.body(ref())).degraded is False
     private_redis.stop()
     order = ref()
@@ -109,12 +88,12 @@ def test_redis_stopped_keeps_accepting_with_the_version_check_alone_and_says_so(
 
 def test_database_cut_off_answers_retry_later_records_nothing_and_the_retry_applies_once(
         make_ledger: Callable[..., Ledger], postgres_url: str, tcp_proxy: Any, alipay: SandboxAlipay,
-        via: Via) -> None:
+        driver: Driver) -> None:
     from urllib.parse import urlsplit
 
     direct = urlsplit(postgres_url)
     proxy = tcp_proxy(direct.hostname, direct.port)
-    ledger = via(make_ledger(proxy.url_through(postgres_url)))
+    ledger = driver(make_ledger(proxy.url_through(postgres_url)))
     record(ledger, alipay.body(ref()))  # the pool holds live connections through the proxy
     order = ref()
     body = alipay.body(order)

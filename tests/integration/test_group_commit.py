@@ -9,7 +9,6 @@ import asyncio
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -17,14 +16,14 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import LockTimeout, StorageUnavailable
-from ledger.intake import Batches, Recorded
+from ledger.intake import Batches
 from ledger.locks import lock_key
 from ledger.service import RecordCallback
 from tests.integration.test_intake import kinds, record, ref
 from tests.integration.test_locks import wait_until
 from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.services import redis_client
-from tests.support.serving_loop import ServingLoop
+from tests.support.serving_loop import Driver, ServingLoop
 
 
 @pytest.fixture
@@ -33,33 +32,6 @@ def pg_ledger(make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: 
     def make(**env: str) -> Ledger:
         return make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url, LEDGER_REDIS_PREFIX=redis_prefix, **env)
     return make
-
-
-class Driver:
-    def __init__(self, serving_loop: ServingLoop | None) -> None:
-        self.serving_loop = serving_loop
-
-    def intake(self, ledger: Ledger) -> Batches:
-        intake = ledger.service.loop_intake if self.serving_loop else ledger.service.intake
-        assert intake is not None
-        return intake
-
-    def submit(self, ledger: Ledger, body: bytes) -> Future[Recorded]:
-        cmd = RecordCallback(body=body, remote_addr="198.51.100.7")
-        if self.serving_loop:
-            return self.serving_loop.submit(ledger.service, cmd)
-        return ledger.service.submit(ledger.service.verify(cmd))
-
-    def close(self, ledger: Ledger) -> None:
-        """As the server shuts down: refuse what comes, commit what came."""
-        ledger.service.close()
-        if self.serving_loop:
-            self.serving_loop.stop(ledger.service)
-
-
-@pytest.fixture(params=["thread", "serving loop"])
-def driver(request: pytest.FixtureRequest, serving_loop: ServingLoop) -> Driver:
-    return Driver(serving_loop if request.param == "serving loop" else None)
 
 
 class PausedSaves:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 import uuid
 from collections import Counter
@@ -222,18 +221,12 @@ class TestIntakeOnPostgresWithRedisThroughTheServingLoop(TestIntakeOnPostgresWit
     @pytest.fixture
     def ledger(self, make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str,
                redis_prefix: str, serving_loop: ServingLoop) -> Ledger:
-        return through(serving_loop, make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url,
+        return serving_loop.route(make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url,
                                                  LEDGER_REDIS_PREFIX=redis_prefix))
 
     @pytest.fixture
     def strict_ledger(self, make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str,
                       redis_prefix: str, serving_loop: ServingLoop) -> Ledger:
-        return through(serving_loop, make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url,
+        return serving_loop.route(make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url,
                                                  LEDGER_REDIS_PREFIX=redis_prefix, LEDGER_REQUIRE_KNOWN_ORDERS="on"))
 
-
-def through(serving_loop: ServingLoop, ledger: Ledger) -> Ledger:
-    """`record_callback` of this ledger goes through the serving loop, as the HTTP endpoint's does."""
-    service = ledger.service
-    service.record_callback = functools.partial(serving_loop.record_callback, service)  # type: ignore[method-assign]
-    return ledger

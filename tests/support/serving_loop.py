@@ -4,13 +4,15 @@ group commit that runs on the serving loop (`LedgerService.record`) from ordinar
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ledger.bootstrap import Ledger
 from ledger.domain.errors import Rejected, UnknownOrder
-from ledger.intake import Recorded
+from ledger.intake import Batches, Recorded
 from ledger.service import LedgerService, RecordCallback
 
 T = TypeVar("T")
@@ -65,6 +67,12 @@ class ServingLoop:
             service.refuse(cmd, exc)
             raise
 
+    def route(self, ledger: Ledger) -> Ledger:
+        """`record_callback` of this ledger goes through the loop, as the HTTP endpoint's does."""
+        service = ledger.service
+        service.record_callback = functools.partial(self.record_callback, service)  # type: ignore[method-assign]
+        return ledger
+
     def stop(self, service: LedgerService) -> None:
         """What the server does as it shuts down: commit what is queued, close the loop's connections."""
         self.run(service.stop_loop()).result(30)
@@ -75,3 +83,32 @@ class ServingLoop:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+
+
+class Driver:
+    """Which group commit a test drives: the thread, as sync callers do (no `serving_loop`), or the serving
+    loop's task, as `ledger serve` does."""
+
+    def __init__(self, serving_loop: ServingLoop | None) -> None:
+        self.serving_loop = serving_loop
+
+    def __call__(self, ledger: Ledger) -> Ledger:
+        """The ledger, its `record_callback` going the driver's way."""
+        return self.serving_loop.route(ledger) if self.serving_loop else ledger
+
+    def intake(self, ledger: Ledger) -> Batches:
+        intake = ledger.service.loop_intake if self.serving_loop else ledger.service.intake
+        assert intake is not None
+        return intake
+
+    def submit(self, ledger: Ledger, body: bytes) -> Future[Recorded]:
+        cmd = RecordCallback(body=body, remote_addr="198.51.100.7")
+        if self.serving_loop:
+            return self.serving_loop.submit(ledger.service, cmd)
+        return ledger.service.submit(ledger.service.verify(cmd))
+
+    def close(self, ledger: Ledger) -> None:
+        """As the server shuts down: refuse what comes, commit what came."""
+        ledger.service.close()
+        if self.serving_loop:
+            self.serving_loop.stop(ledger.service)
