@@ -14,6 +14,7 @@ from ledger.domain.errors import SignatureInvalid
 
 DEFAULT_SIGN_TYPE = "RSA2"
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {"RSA2": hashes.SHA256, "RSA": hashes.SHA1}
+_WRAPPING = str.maketrans("", "", "\r\n\t\f\v")  # whitespace a sign may arrive wrapped with, spaces aside
 
 
 def signed_string(params: dict[str, str], *, keep_sign_type: bool = False) -> str:
@@ -53,10 +54,15 @@ def verify(params: dict[str, str], public_key: RSAPublicKey) -> None:
 
 
 def _decode_sign(sign: str | None) -> bytes:
+    """The signature's bytes: base64, less the whitespace that the Alipay SDKs skip; nothing else is let by."""
     if not sign:
         raise SignatureInvalid("sign is missing")
-    # Base64 has no spaces: one here is a '+' that the sender's extra url-decode turned into a space.
+    # Base64 has no spaces: one here is a '+' that the sender's extra url-decode turned into a space. That
+    # repair comes first: the line breaks and tabs that gateways wrap a long value with (CRLF every 64 or 76
+    # characters, a trailing newline) are then dropped, as every SDK's decoder drops them. Stripping all
+    # whitespace first would lose those '+'.
+    text = sign.replace(" ", "+").translate(_WRAPPING)
     try:
-        return base64.b64decode(sign.replace(" ", "+"), validate=True)
+        return base64.b64decode(text, validate=True)
     except ValueError:  # binascii.Error, or non-ASCII characters
         raise SignatureInvalid("sign is not valid base64") from None

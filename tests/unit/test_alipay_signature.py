@@ -228,7 +228,42 @@ def test_a_sign_whose_plus_signs_became_spaces_still_verifies(
     verify(mangled, alipay_public)
 
 
-@pytest.mark.parametrize("sign", ["not base64!", "c2lnbg=", "c2ln\nbmF0dXJl", "签名"])
+def wrapped(text: str, width: int, newline: str = "\r\n") -> str:
+    return newline.join(text[i:i + width] for i in range(0, len(text), width))
+
+
+@pytest.mark.parametrize("arrived", [
+    lambda sign: wrapped(sign, 76),
+    lambda sign: wrapped(sign, 64, "\n"),
+    lambda sign: sign + "\r\n",
+    lambda sign: "\r\n" + sign + "\n",
+    lambda sign: wrapped(sign, 40, "\t"),
+], ids=["crlf-every-76", "lf-every-64", "trailing-crlf", "crlf-around", "tabs-inside"])
+def test_a_sign_wrapped_with_line_breaks_or_tabs_verifies_as_the_sdks_read_it(
+    arrived: Callable[[str], str], signed: Signer, alipay_public: RSAPublicKey
+) -> None:
+    params = signed()
+    verify({**params, "sign": arrived(params["sign"])}, alipay_public)
+
+
+def test_a_wrapped_sign_whose_plus_signs_became_spaces_still_verifies(
+    signed: Signer, alipay_public: RSAPublicKey
+) -> None:
+    # The '+' become ' ' first, then the value is wrapped: the repair must not lose the spaces with the CRLFs.
+    params = next(p for p in (signed(notify_id=f"n{n}") for n in count()) if "+" in p["sign"])
+    mangled = {**params, "sign": wrapped(params["sign"].replace("+", " "), 76) + "\r\n"}
+    verify(mangled, alipay_public)
+
+
+def test_whitespace_removed_from_a_sign_never_makes_another_signature_verify(
+    signed: Signer, alipay_public: RSAPublicKey
+) -> None:
+    params = signed()
+    with pytest.raises(SignatureInvalid, match="does not verify"):
+        verify({**params, "sign": "\r\n".join(["c2ln", "bmF0dXJl"])}, alipay_public)  # base64 of b"signature"
+
+
+@pytest.mark.parametrize("sign", ["not base64!", "c2lnbg=", "签名", "c2ln\u00a0bmF0dXJl", "c2ln-bmF0dXJl"])
 def test_a_sign_that_is_not_base64_fails(sign: str, signed: Signer, alipay_public: RSAPublicKey) -> None:
     with pytest.raises(SignatureInvalid, match="not valid base64"):
         verify({**signed(), "sign": sign}, alipay_public)
