@@ -15,11 +15,13 @@ def sqlalchemy_url(database_url: str) -> str:
 
 def make_engine(database_url: str) -> sa.Engine:
     url = sqlalchemy_url(database_url)
+    # A failed statement's error names its SQL, never its parameters: they hold buyers' data (buyer_id, the
+    # notification's fields), and the error text is logged and served (the projections' last_error).
     if url.startswith("sqlite"):
         # The event store writes the same file from other connections: wait for its locks, don't fail.
-        return sa.create_engine(url, connect_args={"timeout": 10})
+        return sa.create_engine(url, connect_args={"timeout": 10}, hide_parameters=True)
     return sa.create_engine(url, pool_size=4, max_overflow=8, pool_pre_ping=True,
-                            connect_args={"connect_timeout": 5})
+                            connect_args={"connect_timeout": 5}, hide_parameters=True)
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
