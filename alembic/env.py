@@ -1,5 +1,6 @@
 """Alembic environment: migrations run on the connection `ledger.migrations` hands over."""
 
+import ledger.quarantine  # noqa: F401  (its table is on ledger.rejections.metadata)
 import ledger.rejections
 import projections.tables
 from alembic import context

@@ -49,5 +49,10 @@ class Dispatcher:
             self.raise_alert("amount_mismatch", f"{app_id}/{out_trade_no}",
                              f"order {out_trade_no}: Alipay notified {event.notified}, the order is for "
                              f"{event.expected}; the payment was not confirmed", at=event.timestamp)
+        elif kind == "AnomalyFound":
+            app_id, out_trade_no = self.keys(conn, order_id)
+            self.raise_alert("anomaly", f"{app_id}/{out_trade_no}/{event.kind}/{event.key}"[:200],
+                             f"order {out_trade_no}: {event.detail}; not booked, the order is flagged",
+                             at=event.timestamp)
         elif kind == "AlertRaised":
             self.wake_alerts()

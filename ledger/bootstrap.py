@@ -27,6 +27,7 @@ from ledger.delivery import DeliveryService
 from ledger.domain.errors import LedgerError
 from ledger.locks import LocalOrderLock, OrderLock, RedisOrderLock
 from ledger.metrics import Metrics
+from ledger.quarantine import MemoryQuarantineLog, SqlQuarantineLog
 from ledger.rejections import MemoryRejectionLog, RejectionLog, SqlRejectionLog
 from ledger.service import LedgerService
 from ledger.settings import Settings
@@ -92,8 +93,10 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     alerting = AlertService(store, engine, _robots(settings) if robots is None else robots, limits,
                             dedup_seconds=settings.alert_dedup_seconds, clock=clock, compose=compose,
                             key_prefix=settings.redis_prefix)
+    closers.append(alerting.later.close)
     if lock is None:
-        lock = _lock(settings, closers, on_degraded=lambda exc: alerting.raise_alert(
+        # Through the alert thread: the lock notices on the serving loop, which must not wait on the database.
+        lock = _lock(settings, closers, on_degraded=lambda exc: alerting.later.put(
             "redis_degraded", "redis", f"Redis is unreachable ({exc}); orders are taken with the version "
                                        "check alone until it answers"))
     if rejections is None:
@@ -103,7 +106,8 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     service = LedgerService(store, lock, rejections, settings.apps, require_known_orders=settings.require_known_orders,
                             clock=clock, alert=alerting.raise_alert,
                             signature_burst=BurstCounter(settings.signature_alert_threshold), metrics=metrics,
-                            lock_wait_seconds=settings.lock_wait_ms / 1000)
+                            lock_wait_seconds=settings.lock_wait_ms / 1000, max_copies=settings.max_copies,
+                            quarantine=SqlQuarantineLog(engine) if engine else MemoryQuarantineLog())
     closers.append(service.close)
     ledger = Ledger(settings, store, lock, rejections, service, engine, None, closers, clock, broker, alerting)
     ledger.metrics = metrics

@@ -32,7 +32,7 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 from ledger.conflicts import committed_anyway, save_with_retries
 from ledger.domain.errors import LockTimeout, StorageUnavailable, UnknownOrder
 from ledger.domain.notice import TradeNotice
-from ledger.domain.order import Order
+from ledger.domain.order import DEFAULT_MAX_COPIES, Order
 from ledger.locks import ManyHold, OrderLock, lock_key
 from ledger.metrics import Metrics
 from ledger.store import LedgerStore
@@ -101,8 +101,8 @@ class Batches(ABC):
     The driver supplies the batches, and the I/O as coroutines (`_swap`, `_load`, `_save`, `_head`, `_aside`)."""
 
     def __init__(self, store: LedgerStore, *, require_known_orders: bool, wait_seconds: float, metrics: Metrics,
-                 max_batch: int = 500, retry_busy_seconds: float = 0.005) -> None:
-        self.store, self.metrics = store, metrics
+                 max_batch: int = 500, retry_busy_seconds: float = 0.005, max_copies: int = DEFAULT_MAX_COPIES) -> None:
+        self.store, self.metrics, self.max_copies = store, metrics, max_copies
         self.require_known_orders = require_known_orders
         self.wait_seconds, self.max_batch, self.retry_busy_seconds = wait_seconds, max_batch, retry_busy_seconds
         self._held: ManyHold | None = None  # the last batch's locks, until the next batch takes its own
@@ -164,7 +164,8 @@ class Batches(ABC):
             orders = await self._load(list(groups))
             loaded = {order_id: order.version if order else 0 for order_id, order in orders.items()}
             decided = [self._decide(orders[order_id], group) for order_id, group in groups.items()]
-            changed = [order for order, _, _ in decided if order is not None]
+            # An order may have nothing new: every callback of its group was a copy beyond the cap.
+            changed = [order for order, _, _ in decided if order is not None and order.pending_events]
             position = await self._save(changed) if changed else await self._head()
         except IntegrityError:
             self.metrics.version_conflicts.inc()
@@ -214,8 +215,10 @@ class Batches(ABC):
         try:
             for pending in group:
                 item = pending.item
-                order.receive(item.notice, item.params, delivery_id=item.delivery_id,
-                              received_at=item.received_at, remote_addr=item.remote_addr)
+                if not order.receive(item.notice, item.params, delivery_id=item.delivery_id,
+                                     received_at=item.received_at, remote_addr=item.remote_addr,
+                                     max_copies=self.max_copies):
+                    self.metrics.copies_not_recorded.inc()
                 answers.append(Answer(order.version, order.status.value,
                                       order.deliveries[item.notice.notify_id] > 1))
         except Exception as exc:  # a bug in one order must not fail the batch

@@ -6,6 +6,7 @@ Refused notifications never touch an order stream; this log keeps the newest `si
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -31,6 +32,16 @@ rejected_callbacks = sa.Table(
 )
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (NUL above all, which PostgreSQL's text refuses) and lone surrogates
+    written as escapes, so any of it can be stored and shown."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
+                        text)
+
+
 @dataclass(frozen=True)
 class Rejection:
     received_at: datetime
@@ -41,8 +52,8 @@ class Rejection:
 
     @classmethod
     def of(cls, received_at: datetime, remote_addr: str, reason: str, detail: str, body: bytes) -> Rejection:
-        text = body[:BODY_LIMIT].decode("ascii", errors="backslashreplace")
-        return cls(received_at, remote_addr, reason, detail[:500], text)
+        text = printable(body[:BODY_LIMIT].decode("ascii", errors="backslashreplace"))
+        return cls(received_at, printable(remote_addr)[:64], reason[:64], printable(detail)[:500], text)
 
 
 class RejectionLog(Protocol):
@@ -55,13 +66,23 @@ class SqlRejectionLog:
         self.engine, self.size = engine, size
 
     def record(self, rejection: Rejection) -> None:
-        # Never let the security log turn a clean 400 into an error: log and go on.
+        # Never let the security log turn a clean 400 into an error. If the row cannot be written whole,
+        # a minimal one says so: a forgery must not hide from this log by being odd.
         try:
-            with self.engine.begin() as conn:
-                new_id = conn.execute(rejected_callbacks.insert().values(**asdict(rejection))).inserted_primary_key[0]
-                conn.execute(rejected_callbacks.delete().where(rejected_callbacks.c.id <= new_id - self.size))
-        except sa.exc.SQLAlchemyError:
-            log.exception("could not record a rejected callback (%s)", rejection.reason)
+            self._insert(rejection)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("could not record a rejected callback whole (%s): %s", rejection.reason, type(exc).__name__)
+            minimal = Rejection(rejection.received_at, "unknown", rejection.reason,
+                                f"the full row could not be stored ({type(exc).__name__})", "")
+            try:
+                self._insert(minimal)
+            except sa.exc.SQLAlchemyError:
+                log.error("could not record a rejected callback (%s): %s", rejection.reason, type(exc).__name__)
+
+    def _insert(self, rejection: Rejection) -> None:
+        with self.engine.begin() as conn:
+            new_id = conn.execute(rejected_callbacks.insert().values(**asdict(rejection))).inserted_primary_key[0]
+            conn.execute(rejected_callbacks.delete().where(rejected_callbacks.c.id <= new_id - self.size))
 
     def latest(self, limit: int = 100) -> list[dict[str, Any]]:
         query = sa.select(rejected_callbacks).order_by(rejected_callbacks.c.id.desc()).limit(limit)

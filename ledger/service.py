@@ -8,7 +8,6 @@ we reload the order and decide again, a bounded number of times.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -25,20 +24,24 @@ from ledger.alipay.form import parse_notification
 from ledger.alipay.signature import verify
 from ledger.conflicts import save_with_retries
 from ledger.domain.errors import (
+    InvalidRequest,
     OrderNotFound,
     Rejected,
     SellerMismatch,
     StorageUnavailable,
+    Unbookable,
     UnknownApp,
     UnknownOrder,
 )
 from ledger.domain.notice import TradeNotice
-from ledger.domain.order import Order
+from ledger.domain.order import DEFAULT_MAX_COPIES, Order
 from ledger.intake import GroupCommit, Recorded, Verified
 from ledger.locks import OrderLock, lock_key
 from ledger.loopcommit import LoopGroupCommit
+from ledger.memo import VerifiedMemo
 from ledger.metrics import Metrics
 from ledger.pgrecorder import FailFastPostgresRecorder
+from ledger.quarantine import MemoryQuarantineLog, Quarantined, QuarantineLog
 from ledger.rejections import Rejection, RejectionLog
 from ledger.settings import AlipayApp
 from ledger.store import LedgerStore
@@ -72,19 +75,19 @@ class LedgerService:
                  apps: Mapping[str, AlipayApp], *, require_known_orders: bool = False,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  alert: Callable[..., bool] | None = None, signature_burst: Any = None,
-                 metrics: Metrics | None = None, lock_wait_seconds: float = 3.0) -> None:
+                 metrics: Metrics | None = None, lock_wait_seconds: float = 3.0,
+                 quarantine: QuarantineLog | None = None, max_copies: int = DEFAULT_MAX_COPIES) -> None:
         self.store, self.lock, self.rejections, self.apps = store, lock, rejections, apps
+        self.quarantine = quarantine if quarantine is not None else MemoryQuarantineLog()
         self.clock, self.alert, self.signature_burst = clock, alert, signature_burst
         self.metrics = metrics or Metrics()
         options = dict(require_known_orders=require_known_orders, wait_seconds=lock_wait_seconds,
-                       metrics=self.metrics)
+                       metrics=self.metrics, max_copies=max_copies)
         self.intake = GroupCommit(store, lock, **options)
         # On PostgreSQL the serving loop commits the notifications itself (see ledger.loopcommit).
         self.loop_intake = (LoopGroupCommit(store, lock, **options)
                             if isinstance(store.recorder, FailFastPostgresRecorder) else None)
-        # Alipay sends copies of a notification, often at once: a body identical byte for byte to one that
-        # verified moments ago needs no second parse and RSA check. Only what verified is remembered.
-        self._checked = functools.lru_cache(maxsize=4096)(self._check)
+        self._checked = VerifiedMemo(self._check)
 
     def close(self) -> None:
         """Commit the callbacks already queued; refuse later ones (`stop_loop` first, on the serving loop)."""
@@ -112,15 +115,23 @@ class LedgerService:
         return Verified(notice, params, received_at, cmd.remote_addr, uuid4().hex)
 
     def _check(self, body: bytes) -> tuple[TradeNotice, dict[str, str]]:
-        """The parsed notification (its params are shared by every copy: never change them)."""
+        """The parsed notification (its params are shared by every copy: never change them).
+
+        What is recorded is the canonical form: parameters with an empty value are dropped. They lie outside
+        what Alipay signs, so anyone could append `&anything=` to a genuine body; without them the record
+        still re-verifies, and every padded copy of a notification records the same parameters."""
         params = parse_notification(body)
         app = self.apps.get(params.get("app_id", ""))
         if app is None:
-            raise UnknownApp(f"no Alipay key is configured for app_id {params.get('app_id')!r}")
+            raise UnknownApp(f"no Alipay key is configured for app_id {params.get('app_id')!r}"[:300])
         verify(params, app.public_key)
         if app.seller_id and params.get("seller_id") != app.seller_id:
-            raise SellerMismatch(f"seller_id {params.get('seller_id')!r} is not this merchant's seller")
-        return TradeNotice.from_params(params), params
+            raise SellerMismatch(f"seller_id {params.get('seller_id')!r} is not this merchant's seller"[:300])
+        params = {key: value for key, value in params.items() if value}
+        try:
+            return TradeNotice.from_params(params), params
+        except InvalidRequest as exc:  # Alipay's, but nothing the ledger can book
+            raise Unbookable(f"{exc.reason}: {exc}") from exc
 
     async def record(self, verified: Verified) -> Recorded:
         """`submit`, awaited on an event loop: the HTTP endpoint's way in (errors as for `submit`)."""
@@ -179,17 +190,24 @@ class LedgerService:
         except PersistenceError as exc:
             raise StorageUnavailable(str(exc)) from exc
 
-    def history(self, app_id: str, out_trade_no: str) -> list[object]:
+    def history(self, app_id: str, out_trade_no: str, *, after_version: int | None = None,
+                limit: int | None = None) -> list[object]:
+        """The order's events by version: all of them, or at most `limit` after `after_version` (paged by the
+        database, so a long stream is never read whole for one page)."""
         try:
-            return list(self.store.events.get(Order.create_id(app_id, out_trade_no)))
+            return list(self.store.events.get(Order.create_id(app_id, out_trade_no), gt=after_version, limit=limit))
         except PersistenceError as exc:
             raise StorageUnavailable(str(exc)) from exc
 
     def refuse(self, cmd: RecordCallback, exc: Rejected | UnknownOrder) -> None:
-        """Keep a refused callback in the rejected log, count it, and alert when that is news (blocking)."""
+        """Keep a refused callback in the rejected log (or, verified but unbookable, whole in quarantine),
+        count it, and alert when that is news (blocking)."""
         received_at = self.clock()
         reason = exc.reason
-        log.warning("refused notification from %s: %s (%s)", cmd.remote_addr, reason, exc)
+        log.warning("refused notification from %s: %s (%s)", cmd.remote_addr, reason, str(exc)[:300])
+        if isinstance(exc, Unbookable):
+            self._keep_unbookable(Quarantined(received_at, cmd.remote_addr, reason, str(exc), cmd.body))
+            return
         self.rejections.record(Rejection.of(received_at, cmd.remote_addr, reason, str(exc), cmd.body))
         if reason == "bad_signature":
             self.metrics.signature_failures.inc()
@@ -203,3 +221,18 @@ class LedgerService:
                            f"failed signature verification within a minute; the latest from {cmd.remote_addr}")
         except Exception:  # an alert must never turn a clean answer into an error
             log.exception("could not raise an alert for a refused notification")
+
+    def _keep_unbookable(self, item: Quarantined) -> None:
+        # Kept before it is answered: if this fails, the answer is 503 and Alipay sends it again.
+        try:
+            self.quarantine.keep(item)
+        except Exception as exc:
+            raise StorageUnavailable(f"could not keep an unbookable notification: {type(exc).__name__}") from exc
+        if self.alert is None:
+            return
+        try:  # raised for every copy: the alert's own stream makes it once per window
+            self.alert("unbookable_notification", item.sha256[:16],
+                       f"a notification signed by Alipay could not be booked ({item.detail[:300]}); "
+                       "it is kept whole in quarantine (GET /api/quarantined-callbacks)")
+        except Exception:
+            log.exception("could not raise an alert for an unbookable notification")

@@ -17,6 +17,7 @@ from ledger.domain.errors import LedgerError
 from ledger.store import persistence_env
 
 ROLES = frozenset({"merchant", "auditor", "finance", "operator"})
+MIN_TOKEN_LENGTH = 16
 
 
 class SettingsError(LedgerError):
@@ -33,6 +34,19 @@ class AlipayApp:
 
 
 @dataclass(frozen=True)
+class ApiToken:
+    """Who holds an API token: its one role, and the name it was given (`role/name:token`), if any."""
+
+    role: str
+    name: str = ""
+
+    @property
+    def who(self) -> str:
+        """As recorded with what the holder does: "operator alice", or the role alone for an unnamed token."""
+        return f"{self.role} {self.name}" if self.name else self.role
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: Secret
     redis_url: Secret | None
@@ -40,9 +54,10 @@ class Settings:
     apps: Mapping[str, AlipayApp]
     lock_ttl_seconds: float
     lock_wait_ms: int
-    api_tokens: Mapping[str, frozenset[str]] = field(repr=False)
+    api_tokens: Mapping[str, ApiToken] = field(repr=False)
     require_known_orders: bool
     rejected_log_size: int
+    max_copies: int = 20
     projections_inline: bool = True
     downstream_url: str | None = None
     downstream_secret: Secret | None = None
@@ -90,6 +105,7 @@ class Settings:
             api_tokens=_tokens(read("API_TOKENS", default=""), problems),
             require_known_orders=read("REQUIRE_KNOWN_ORDERS", _flag, False),
             rejected_log_size=_positive(read("REJECTED_LOG_SIZE", int, 10_000), "REJECTED_LOG_SIZE", problems),
+            max_copies=_positive(read("MAX_COPIES", int, 20), "MAX_COPIES", problems),
             projections_inline=_projections_mode(read("PROJECTIONS", default="inline"), problems),
             **_jobs(read, problems),
         )
@@ -170,16 +186,32 @@ def _positive(value: Any, key: str, problems: list[str]) -> Any:
     return value
 
 
-def _tokens(text: str, problems: list[str]) -> dict[str, frozenset[str]]:
-    tokens: dict[str, set[str]] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        role, sep, token = item.partition(":")
+def _tokens(text: str, problems: list[str]) -> dict[str, ApiToken]:
+    """LEDGER_API_TOKENS: comma-separated entries `role:token`, or `role/name:token` to name the holder.
+
+    For example `operator/alice:9f2c...,finance:41d0...`. The role is one of ROLES; the name (any printable
+    text without `:` or `,`, up to 64 characters) is recorded with what the holder does ("operator alice via
+    API"); whitespace around each part is ignored. A token has at least MIN_TOKEN_LENGTH characters and one
+    role: a token listed twice is refused. Problems name an entry by its position, never by its token.
+    """
+    tokens: dict[str, tuple[int, ApiToken]] = {}
+    for number, item in enumerate(filter(None, (part.strip() for part in text.split(","))), start=1):
+        head, sep, token = item.partition(":")
+        role, slash, name = (part.strip() for part in head.partition("/"))
+        token, entry = token.strip(), f"LEDGER_API_TOKENS entry {number}"
         if not sep or not token or role not in ROLES:
-            # Never echo the item: it holds a secret.
-            problems.append(f"LEDGER_API_TOKENS: each entry is role:token with role one of {sorted(ROLES)}")
-            continue
-        tokens.setdefault(token, set()).add(role)
-    return {token: frozenset(roles) for token, roles in tokens.items()}
+            problems.append(f"{entry}: each entry is role:token or role/name:token, role one of {sorted(ROLES)}")
+        elif slash and not (name and name.isprintable() and len(name) <= 64):
+            problems.append(f"{entry} ({role}): a token's name is 1 to 64 printable characters")
+        elif len(token) < MIN_TOKEN_LENGTH:
+            problems.append(f"{entry} ({role}): a token needs at least {MIN_TOKEN_LENGTH} characters")
+        elif token in tokens:
+            first, holder = tokens[token]
+            problems.append(f"{entry} ({role}) has the same token as entry {first} ({holder.role}): "
+                            "a token has one role")
+        else:
+            tokens[token] = (number, ApiToken(role, name))
+    return {token: holder for token, (_, holder) in tokens.items()}
 
 
 def _apps(environ: Mapping[str, str], problems: list[str]) -> dict[str, AlipayApp]:

@@ -89,7 +89,7 @@ class JournalProjection(_MoneyProjection):
             memo = (f"payment {event.trade_no}" if moved.kind == "payment"
                     else f"refund {event.out_biz_no or event.refund_key}")
             common = {"position": position, "day": moved.day, "app_id": moved.app_id,
-                      "out_trade_no": moved.out_trade_no, "memo": memo[:64]}
+                      "out_trade_no": moved.out_trade_no, "memo": memo}
             lines += [{**common, "line": 1, "account": debit, "amount": moved.amount},
                       {**common, "line": 2, "account": credit, "amount": -moved.amount}]
         insert_many(conn, journal_entries, lines)

@@ -29,7 +29,7 @@ def _opened(position: int, e: Any) -> dict[str, Any]:
     return {"id": position, "app_id": e.app_id, "out_trade_no": e.out_trade_no, "order_id": str(e.originator_id),
             "trade_no": None, "status": "PENDING", "registered": False, "registered_amount": None, "subject": "",
             "notified_amount": None, "paid_amount": None, "receipt_amount": None, "refunded_amount": ZERO,
-            "amount_mismatch": False, "buyer_id": None, "seller_id": None, "gmt_payment": None,
+            "amount_mismatch": False, "anomaly": False, "buyer_id": None, "seller_id": None, "gmt_payment": None,
             "first_callback_at": None, "last_callback_at": None, "callback_count": 0}
 
 
@@ -44,6 +44,8 @@ def _fold(row: dict[str, Any], kind: str, e: Any) -> None:
             row["notified_amount"] = Decimal(e.params["total_amount"])
     elif kind == "AmountMismatch":
         row["amount_mismatch"] = True
+    elif kind == "AnomalyFound":
+        row["anomaly"] = True
     elif kind == "PaymentConfirmed":
         _raise_status(row, "PAID")
         row.update(trade_no=e.trade_no, paid_amount=e.total_amount, receipt_amount=e.receipt_amount,

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ledger.domain.limits import APP_ID_MAX, ID_MAX, NOTIFY_ID_MAX
 from ledger.sql import UtcDateTime
 
+# Columns are sized from Alipay's limits (ledger.domain.limits), which the domain enforces: nothing that
+# reaches a projection is ever truncated or refused for its length.
 metadata = sa.MetaData()
-MONEY = sa.Numeric(14, 2)
+MONEY = sa.Numeric(14, 2)  # one trade: at most 100,000,000.00
+TOTAL = sa.Numeric(20, 2)  # a sum of many
+MEMO_MAX = ID_MAX + 16  # "payment <trade_no>", "refund <out_biz_no>"
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 UTC_TIME = UtcDateTime()
 
@@ -15,10 +20,10 @@ UTC_TIME = UtcDateTime()
 order_status = sa.Table(
     "order_status", metadata,
     sa.Column("id", ID, primary_key=True, autoincrement=False),  # the log position of the order's first event
-    sa.Column("app_id", sa.String(32), nullable=False),
-    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("out_trade_no", sa.String(ID_MAX), nullable=False),
     sa.Column("order_id", sa.String(36), nullable=False),
-    sa.Column("trade_no", sa.String(64)),
+    sa.Column("trade_no", sa.String(ID_MAX)),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("registered", sa.Boolean, nullable=False),
     sa.Column("registered_amount", MONEY),
@@ -28,8 +33,9 @@ order_status = sa.Table(
     sa.Column("receipt_amount", MONEY),
     sa.Column("refunded_amount", MONEY, nullable=False),
     sa.Column("amount_mismatch", sa.Boolean, nullable=False),
-    sa.Column("buyer_id", sa.String(32)),
-    sa.Column("seller_id", sa.String(32)),
+    sa.Column("anomaly", sa.Boolean, nullable=False),  # Alipay notified something not booked (AnomalyFound)
+    sa.Column("buyer_id", sa.String(ID_MAX)),
+    sa.Column("seller_id", sa.String(ID_MAX)),
     sa.Column("gmt_payment", UTC_TIME),
     sa.Column("first_callback_at", UTC_TIME),
     sa.Column("last_callback_at", UTC_TIME),
@@ -46,10 +52,10 @@ order_status = sa.Table(
 callback_log = sa.Table(
     "callback_log", metadata,
     sa.Column("position", ID, primary_key=True, autoincrement=False),
-    sa.Column("app_id", sa.String(32), nullable=False),
-    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("out_trade_no", sa.String(ID_MAX), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("notify_id", sa.String(64), nullable=False),
+    sa.Column("notify_id", sa.String(NOTIFY_ID_MAX), nullable=False),
     sa.Column("trade_status", sa.String(32), nullable=False),
     sa.Column("received_at", UTC_TIME, nullable=False),
     sa.Column("remote_addr", sa.String(64), nullable=False),
@@ -61,12 +67,12 @@ callback_log = sa.Table(
 daily_totals = sa.Table(
     "daily_totals", metadata,
     sa.Column("day", sa.Date, primary_key=True),  # China Standard Time
-    sa.Column("app_id", sa.String(32), primary_key=True),
+    sa.Column("app_id", sa.String(APP_ID_MAX), primary_key=True),
     sa.Column("payments_count", sa.Integer, nullable=False),
-    sa.Column("payments_amount", MONEY, nullable=False),
+    sa.Column("payments_amount", TOTAL, nullable=False),
     sa.Column("refunds_count", sa.Integer, nullable=False),
-    sa.Column("refunds_amount", MONEY, nullable=False),
-    sa.Column("net_amount", MONEY, nullable=False),
+    sa.Column("refunds_amount", TOTAL, nullable=False),
+    sa.Column("net_amount", TOTAL, nullable=False),
 )
 
 
@@ -75,11 +81,11 @@ journal_entries = sa.Table(
     sa.Column("position", ID, primary_key=True, autoincrement=False),  # one entry per event
     sa.Column("line", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("day", sa.Date, nullable=False),
-    sa.Column("app_id", sa.String(32), nullable=False),
-    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("out_trade_no", sa.String(ID_MAX), nullable=False),
     sa.Column("account", sa.String(32), nullable=False),
     sa.Column("amount", MONEY, nullable=False),  # debit positive, credit negative: an entry sums to zero
-    sa.Column("memo", sa.String(64), nullable=False),
+    sa.Column("memo", sa.String(MEMO_MAX), nullable=False),
 )
 
 
@@ -87,8 +93,8 @@ deliveries = sa.Table(
     "deliveries", metadata,
     sa.Column("order_id", sa.String(36), primary_key=True),
     sa.Column("change", sa.String(96), primary_key=True),  # payment, refund:<out_biz_no>, finished, closed
-    sa.Column("app_id", sa.String(32), nullable=False),
-    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("out_trade_no", sa.String(ID_MAX), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_retry_at", UTC_TIME),
@@ -117,3 +123,13 @@ projection_positions = sa.Table(
 )
 
 PROJECTED = {t.name: t for t in (order_status, callback_log, daily_totals, journal_entries, deliveries, alerts)}
+
+# Streams the read side holds back: an event that no projection step could apply (after its retries) parks
+# its stream here, with its later events, while every other stream goes on (projections.runner).
+parked_streams = sa.Table(
+    "parked_streams", metadata,
+    sa.Column("stream_id", sa.String(36), primary_key=True),
+    sa.Column("position", ID, nullable=False),  # the first event held back
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("parked_at", UTC_TIME, nullable=False),
+)

@@ -46,6 +46,13 @@ class SellerMismatch(Rejected):
     reason = "seller_mismatch"
 
 
+class Unbookable(Rejected):
+    """The notification's signature verified, but what it says lies beyond Alipay's own limits (or has no
+    order, status or amount the ledger can book): kept whole in quarantine for an operator, never booked."""
+
+    reason = "unbookable"
+
+
 class InvalidRequest(Rejected):
     """An API request has a missing or malformed field."""
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ledger.domain.errors import InvalidRequest
+from ledger.domain.limits import check_notification
 from ledger.domain.money import optional_amount
 
 PAID_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
@@ -32,7 +33,9 @@ class TradeNotice:
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> TradeNotice:
-        """Read the fields the status machine needs; raises InvalidRequest for anything unusable."""
+        """Read the fields the status machine needs; raises InvalidRequest for anything unusable (a missing
+        field, an unknown status, anything beyond Alipay's limits: ledger.domain.limits)."""
+        check_notification(params)
         for field in ("app_id", "out_trade_no", "notify_id"):
             if not params.get(field):
                 raise InvalidRequest(f"notification has no {field}", reason="missing_field")

@@ -22,6 +22,9 @@ from ledger.domain.notice import TradeNotice
 
 ORDER_NAMESPACE = UUID("6f1c9c1e-3f0b-5d2a-9a57-3c2f1d0e8b41")
 ZERO = Decimal("0.00")
+# Copies of one notify_id recorded in full: Alipay re-sends a notification about 8 times in 25 hours, so
+# more than this is a replay; beyond it a copy is answered `success` and only counted.
+DEFAULT_MAX_COPIES = 20
 
 
 class Status(StrEnum):
@@ -49,6 +52,7 @@ class Order(Aggregate):
         self.refunds: dict[str, Decimal] = {}
         self.refunded = ZERO
         self.mismatched_amounts: list[str] = []
+        self.anomalies: list[str] = []  # what Alipay notified that cannot be booked, once each (kind:key)
         self.deliveries: dict[str, int] = {}  # notify_id -> deliveries recorded
         self.outbox: dict[str, dict[str, Any]] = {}  # change -> its delivery to the merchant's system
 
@@ -73,19 +77,34 @@ class Order(Aggregate):
             self._mismatch(notified=self.payment["total_amount"], expected=total_amount, notify_id="")
 
     def receive(self, notice: TradeNotice, params: dict[str, str], *, delivery_id: str,
-                received_at: datetime, remote_addr: str) -> None:
-        """Record one verified delivery, then apply whatever new facts it carries."""
+                received_at: datetime, remote_addr: str, max_copies: int = DEFAULT_MAX_COPIES) -> bool:
+        """Record one verified delivery, then apply whatever new facts it carries; False when the delivery
+        was a copy beyond `max_copies` of its notify_id, which is not recorded (its facts are in already:
+        they came with the first copy, and a notify_id's signed content never changes)."""
+        if self.deliveries.get(notice.notify_id, 0) >= max_copies:
+            return False
         self._receive(params=dict(params), notify_id=notice.notify_id, delivery_id=delivery_id,
                       received_at=received_at, remote_addr=remote_addr,
                       duplicate=notice.notify_id in self.deliveries)
+        self._apply(notice)
+        return True
+
+    def _apply(self, notice: TradeNotice) -> None:
         if notice.implies_payment and not self._accept_amount(notice):
             return
+        if notice.implies_payment and not self.payment and notice.total_amount == ZERO:
+            # Alipay never confirms a payment of nothing: whoever signed it, it is not booked.
+            self._flag("zero_payment", notice.notify_id, "a paid status with total_amount 0.00")
+            return
+        paid = self.payment["total_amount"] if self.payment else notice.total_amount
+        if notice.is_refund and notice.refund_fee is not None and paid is not None and notice.refund_fee > paid:
+            # refund_fee is the total refunded so far: more than was paid cannot be a refund of this trade,
+            # and a notification that says so is booked in no part.
+            self._flag("refund_exceeds_payment", notice.refund_key,
+                       f"refund_fee {notice.refund_fee} is more than the {paid} paid")
+            return
         if notice.implies_payment and not self.payment:
-            self._confirm_payment(
-                trade_no=notice.trade_no, total_amount=notice.total_amount,
-                receipt_amount=notice.receipt_amount, buyer_pay_amount=notice.buyer_pay_amount,
-                gmt_payment=notice.gmt_payment, buyer_id=notice.buyer_id, seller_id=notice.seller_id,
-                notify_id=notice.notify_id)
+            self._confirm(notice)
         refund_fee = notice.refund_fee
         if notice.is_refund and refund_fee is not None and notice.refund_key not in self.refunds:
             # refund_fee is the total refunded so far: a refund's own amount is what it adds to that.
@@ -155,6 +174,17 @@ class Order(Aggregate):
             raise InvalidRequest(f"order {self.out_trade_no} has no change {change!r} to deliver")
         return self.outbox[change]
 
+    def _confirm(self, notice: TradeNotice) -> None:
+        self._confirm_payment(
+            trade_no=notice.trade_no, total_amount=notice.total_amount,
+            receipt_amount=notice.receipt_amount, buyer_pay_amount=notice.buyer_pay_amount,
+            gmt_payment=notice.gmt_payment, buyer_id=notice.buyer_id, seller_id=notice.seller_id,
+            notify_id=notice.notify_id)
+
+    def _flag(self, kind: str, key: str, detail: str) -> None:
+        if f"{kind}:{key}" not in self.anomalies:
+            self._anomaly(kind=kind, key=key, detail=detail)
+
     def _accept_amount(self, notice: TradeNotice) -> bool:
         expected = self.registered_amount if self.registered else (
             self.payment["total_amount"] if self.payment else None)
@@ -178,6 +208,10 @@ class Order(Aggregate):
     @event("AmountMismatch")
     def _mismatch(self, notified: Decimal | None, expected: Decimal, notify_id: str) -> None:
         self.mismatched_amounts.append(str(notified))
+
+    @event("AnomalyFound")
+    def _anomaly(self, kind: str, key: str, detail: str) -> None:
+        self.anomalies.append(f"{kind}:{key}")
 
     @event("PaymentConfirmed")
     def _confirm_payment(self, trade_no: str, total_amount: Decimal | None, receipt_amount: Decimal | None,

@@ -17,7 +17,7 @@ import pytest
 from ledger.bootstrap import Ledger
 from tests.integration.test_intake import kinds
 from tests.support.alipay import SandboxAlipay
-from tests.support.server import LedgerServer
+from tests.support.server import FINANCE_TOKEN, OPERATOR_TOKEN, LedgerServer
 from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def servers(tmp_path: Path) -> Iterator[Callable[..., LedgerServer]]:
 def shared_env(postgres_url: str, redis_url: str, redis_prefix: str, alipay: SandboxAlipay) -> dict[str, str]:
     """What every serving process of a deployment on PostgreSQL and Redis is started with."""
     return {**alipay.env(), "LEDGER_DATABASE_URL": postgres_url, "LEDGER_REDIS_URL": redis_url,
-            "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_API_TOKENS": "finance:f"}
+            "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_MAX_COPIES": "100", "LEDGER_API_TOKENS": f"finance:{FINANCE_TOKEN}"}
 
 
 def post_concurrently(targets: list[LedgerServer], body: bytes, copies_each: int) -> list[tuple[int, str]]:
@@ -151,7 +151,7 @@ def cmdline(pid: int) -> bytes:
 def test_embedded_default_server_confirms_fifty_concurrent_copies_once(
         servers: Callable[..., LedgerServer], make_ledger: Callable[..., Ledger], sqlite_url: str,
         alipay: SandboxAlipay) -> None:
-    server = servers({**alipay.env(), "LEDGER_DATABASE_URL": sqlite_url})
+    server = servers({**alipay.env(), "LEDGER_DATABASE_URL": sqlite_url, "LEDGER_MAX_COPIES": "100"})
     server.wait_ready()
     order = f"E{uuid.uuid4().hex[:12]}"
     answers = post_concurrently([server], alipay.body(order), copies_each=50)
@@ -180,11 +180,12 @@ def test_serve_restarts_its_projections_process_when_it_dies_and_the_read_model_
     import urllib.request
 
     server = servers({**alipay.env(), "LEDGER_DATABASE_URL": sqlite_url,
-                      "LEDGER_API_TOKENS": "finance:f,operator:o"})
+                      "LEDGER_API_TOKENS": f"finance:{FINANCE_TOKEN},operator:{OPERATOR_TOKEN}"})
     server.wait_ready()
 
     def follower() -> dict[str, object]:
-        request = urllib.request.Request(server.url + "/api/projections", headers={"Authorization": "Bearer o"})
+        request = urllib.request.Request(server.url + "/api/projections",
+                                         headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read())["follower"]  # type: ignore[no-any-return]
 

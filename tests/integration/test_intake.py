@@ -12,6 +12,7 @@ import pytest
 
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import Rejected, SellerMismatch, SignatureInvalid, UnknownApp, UnknownOrder
+from ledger.domain.order import DEFAULT_MAX_COPIES
 from ledger.service import RecordCallback, RegisterOrder
 from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.serving_loop import ServingLoop
@@ -110,11 +111,11 @@ class IntakeContract:
         assert ledger.service.get_order(APP_ID, order).status == "FINISHED"
         assert ledger.service.get_order(APP_ID, order, version=3).status == "PAID"
 
-    def test_fifty_concurrent_copies_confirm_payment_exactly_once_and_each_is_recorded(
+    def test_concurrent_copies_up_to_the_cap_confirm_payment_exactly_once_and_each_is_recorded(
             self, ledger: Ledger, alipay: SandboxAlipay) -> None:
         order = ref()
         body = alipay.body(order)
-        start, results, errors = threading.Barrier(50), [], []
+        start, results, errors = threading.Barrier(DEFAULT_MAX_COPIES), [], []
 
         def deliver() -> None:
             start.wait()
@@ -123,7 +124,7 @@ class IntakeContract:
             except Exception as exc:  # collected, asserted below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=deliver) for _ in range(50)]
+        threads = [threading.Thread(target=deliver) for _ in range(DEFAULT_MAX_COPIES)]
         for t in threads:
             t.start()
         for t in threads:
@@ -131,7 +132,7 @@ class IntakeContract:
         assert errors == []
         counts = Counter(kinds(ledger, order))
         assert counts["PaymentConfirmed"] == 1
-        assert counts["CallbackReceived"] == len(results) == 50
+        assert counts["CallbackReceived"] == len(results) == DEFAULT_MAX_COPIES
         assert sum(not r.duplicate for r in results) == 1
 
 

@@ -118,3 +118,27 @@ def test_unusable_fields_of_a_verified_notification_are_rejected_before_touching
         field: str, value: str) -> None:
     with pytest.raises(InvalidRequest):
         TradeNotice.from_params(notification("T1", **{field: value}))
+
+
+def test_a_paid_notification_of_zero_is_an_anomaly_and_confirms_nothing() -> None:
+    order = new_order()
+    assert deliver(order, notification("T1", total_amount="0.00")) == ["CallbackReceived", "AnomalyFound"]
+    assert order.status is Status.PENDING and order.anomalies
+
+
+def test_a_refund_of_more_than_was_paid_is_an_anomaly_and_books_no_refund_nor_close() -> None:
+    order = new_order("88.00")
+    deliver(order, notification("T1"))
+    refund = notification("T1", refund_fee="1000.00", out_biz_no="R1", trade_status="TRADE_CLOSED")
+    assert deliver(order, refund) == ["CallbackReceived", "AnomalyFound"]
+    assert order.refunded == Decimal("0.00") and order.status is Status.PAID
+    assert deliver(order, refund) == ["CallbackReceived"]  # a copy flags nothing new
+
+
+def test_copies_beyond_the_cap_of_one_notify_id_are_not_recorded() -> None:
+    order, params = new_order(), notification("T1")
+    recorded = [order.receive(TradeNotice.from_params(params), params, delivery_id=uuid4().hex,
+                              received_at=datetime.now(UTC), remote_addr="127.0.0.1", max_copies=3)
+                for _ in range(5)]
+    assert recorded == [True, True, True, False, False]
+    assert order.deliveries[params["notify_id"]] == 3
