@@ -125,7 +125,9 @@ class RedisOrderLock:
         on_degraded: Callable[[Exception], object] | None = None,
         async_client: Callable[[], Any] | None = None,
     ) -> None:
-        """`async_client`: makes a `redis.asyncio.Redis` like `client`, for `on_loop` (one per event loop)."""
+        """`async_client`: makes a `redis.asyncio.Redis` like `client`, for `on_loop` (one per event loop).
+        `on_degraded` is called where the outage is noticed, the serving event loop included: it must return at
+        once (the composition root hands the alert to `AlertService.later`), never wait on a database."""
         self._on_degraded = on_degraded
         self._async_client = async_client
         self._client = client

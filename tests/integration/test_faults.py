@@ -8,8 +8,9 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import pytest
 from eventsourcing.persistence import IntegrityError, PersistenceError
@@ -19,7 +20,9 @@ from ledger.domain.errors import RetryLater
 from tests.integration.test_intake import kinds, record, ref
 from tests.integration.test_locks import wait_until
 from tests.support.alipay import SandboxAlipay
-from tests.support.serving_loop import Driver
+from tests.support.serving_loop import Driver, ServingLoop
+
+T = TypeVar("T")
 
 
 def test_lock_that_expires_mid_work_is_fenced_by_the_version_check(
@@ -89,8 +92,6 @@ def test_redis_stopped_keeps_accepting_with_the_version_check_alone_and_says_so(
 def test_database_cut_off_answers_retry_later_records_nothing_and_the_retry_applies_once(
         make_ledger: Callable[..., Ledger], postgres_url: str, tcp_proxy: Any, alipay: SandboxAlipay,
         driver: Driver) -> None:
-    from urllib.parse import urlsplit
-
     direct = urlsplit(postgres_url)
     proxy = tcp_proxy(direct.hostname, direct.port)
     ledger = driver(make_ledger(proxy.url_through(postgres_url)))
@@ -138,3 +139,67 @@ def test_commit_that_went_through_but_came_back_as_a_conflict_is_not_recorded_tw
     order = ref()
     assert record(ledger, alipay.body(order)).status == "PAID"
     assert kinds(ledger, order) == ["Opened", "CallbackReceived", "PaymentConfirmed"]
+
+
+def test_redis_lost_while_the_database_is_down_leaves_the_serving_loop_free_and_the_alert_comes_once(
+        make_ledger: Callable[..., Ledger], postgres_url: str, private_redis: Any, tcp_proxy: Any,
+        serving_loop: ServingLoop) -> None:
+    direct = urlsplit(postgres_url)
+    proxy = tcp_proxy(direct.hostname, direct.port)
+    # One alert window for the whole test (a day): a second outage within it is the same alert.
+    ledger = make_ledger(proxy.url_through(postgres_url), LEDGER_REDIS_URL=private_redis.url,
+                         LEDGER_ALERT_DEDUP_SECONDS="86400")
+    ledger.store.ping()  # the pool holds live connections through the proxy
+    on_loop = serving_loop.run(_on_loop(ledger.lock)).result(10)
+    proxy.cut()
+    private_redis.stop()
+    hold, longest = serving_loop.run(_longest_stall_while(on_loop.take_many({"order-1"}))).result(30)
+    assert hold.degraded and ledger.lock.status()["degraded"] is True
+    # Raising the alert took the database's time on the loop: 4 s and more, /healthz included.
+    assert longest < 0.1
+    proxy.restore()
+    wait_until_recorded(ledger)
+    private_redis.start()
+    assert ledger.lock.check()["degraded"] is False
+    private_redis.stop()
+    assert ledger.lock.check()["degraded"] is True  # gone again, within the same window
+    wait_until_recorded(ledger)
+    raised = [n for n in ledger.store.recorder.select_notifications(1, 100) if n.topic.endswith("AlertRaised")]
+    assert len(raised) == 1
+    assert ledger.store.repository.get(raised[0].originator_id).kind == "redis_degraded"
+    serving_loop.run(on_loop.close()).result(10)
+
+
+async def _on_loop(lock: Any) -> Any:
+    return lock.on_loop()  # its Redis client belongs to the loop that makes it
+
+
+async def _longest_stall_while(work: Awaitable[T], *, every: float = 0.01, after: float = 0.3) -> tuple[T, float]:
+    """Await `work` beside a coroutine ticking every `every` s on the same loop, and `after` s more: what came
+    back, and the longest the ticks waited for one another (a blocking call on the loop shows there)."""
+    longest, done = 0.0, asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal longest
+        last = time.monotonic()
+        while not done.is_set():
+            await asyncio.sleep(every)
+            now = time.monotonic()
+            longest, last = max(longest, now - last), now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(every * 3)
+    result = await work
+    await asyncio.sleep(after)
+    done.set()
+    await ticker
+    return result, longest
+
+
+def wait_until_recorded(ledger: Ledger, seconds: float = 30.0) -> None:
+    """Until every alert handed to the alert thread is in the event store (the pool reconnects with backoff)."""
+    assert ledger.alerting is not None
+    deadline = time.monotonic() + seconds
+    while ledger.alerting.later.pending:
+        assert time.monotonic() < deadline, "the alert was not recorded in time"
+        time.sleep(0.05)
