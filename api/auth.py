@@ -8,24 +8,26 @@ from collections.abc import Mapping
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from ledger.settings import ApiToken
 
-def roles_of(tokens: Mapping[str, frozenset[str]], presented: str) -> frozenset[str]:
-    found: frozenset[str] = frozenset()
+
+def holder_of(tokens: Mapping[str, ApiToken], presented: str) -> ApiToken | None:
+    found = None
     # Compare against every token in constant time, so timing tells nothing about which one nearly matched.
-    for token, roles in tokens.items():
+    for token, holder in tokens.items():
         if hmac.compare_digest(token.encode(), presented.encode()):
-            found = roles
+            found = holder
     return found
 
 
-def require(request: Request, *allowed: str) -> str:
-    """The caller's role if it is one of `allowed`; raises 401 or 403 otherwise."""
+def require(request: Request, *allowed: str) -> ApiToken:
+    """Who the caller is (their token's role and name) if that role is one of `allowed`; raises 401 or 403
+    otherwise."""
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    roles = roles_of(request.app.state.ledger.settings.api_tokens, presented.strip()) \
-        if scheme.lower() == "bearer" and presented.strip() else frozenset()
-    if not roles:
+    caller = holder_of(request.app.state.ledger.settings.api_tokens, presented.strip()) \
+        if scheme.lower() == "bearer" and presented.strip() else None
+    if caller is None:
         raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-    granted = sorted(roles & set(allowed))
-    if not granted:
+    if caller.role not in allowed:
         raise HTTPException(403, f"this needs one of the roles {', '.join(allowed)}")
-    return granted[0]
+    return caller

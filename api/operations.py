@@ -30,7 +30,7 @@ async def manual_queue(request: Request) -> LedgerJSON:
 
 
 async def _act(request: Request, action: str) -> LedgerJSON:
-    who = require(request, "operator")
+    who = require(request, "operator").who  # "operator alice": the token's role and name
     try:
         payload = await request.json() if await request.body() else {}
     except ValueError:

@@ -20,8 +20,8 @@ from ledger.alipay.sandbox import encode_form
 from ledger.bootstrap import Ledger
 from tests.support.alipay import APP_ID, SandboxAlipay
 
-TOKENS = "merchant:m-token,auditor:a-token,finance:f-token,operator:o-token"
-TOKEN_OF = {"merchant": "m-token", "auditor": "a-token", "finance": "f-token", "operator": "o-token"}
+TOKEN_OF = {role: f"{role[0]}-token-0123456789" for role in ("merchant", "auditor", "finance", "operator")}
+TOKENS = ",".join(f"{role}:{token}" for role, token in TOKEN_OF.items())
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 MAX_BODY = 64 * 1024
 
@@ -163,8 +163,8 @@ def call(client: TestClient, endpoint: str, headers: dict[str, str]):  # type: i
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong-token"}, {"authorization": "Basic m-token"},
-                                     {"authorization": "Bearer "}],
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong-token"},
+                                     {"authorization": f"Basic {TOKEN_OF['merchant']}"}, {"authorization": "Bearer "}],
                          ids=["no-token", "wrong-token", "other-scheme", "empty-bearer"])
 def test_protected_endpoint_without_a_valid_token_answers_401_with_a_bearer_challenge(
         client: TestClient, endpoint: str, headers: dict[str, str]) -> None:

@@ -19,7 +19,10 @@ from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.merchant import SECRET, FakeMerchant
 from tests.support.robots import FakeDingTalk
 
-OPERATOR, FINANCE = {"authorization": "Bearer o"}, {"authorization": "Bearer f"}
+# Alice's token is named: what she does is recorded as hers. The unnamed one is recorded by its role alone.
+TOKENS = "operator/alice:o-token-of-alice-01, operator:o-token-unnamed-01, finance:f-token-0123456789"
+OPERATOR, FINANCE = {"authorization": "Bearer o-token-of-alice-01"}, {"authorization": "Bearer f-token-0123456789"}
+UNNAMED_OPERATOR = {"authorization": "Bearer o-token-unnamed-01"}
 
 
 class Background:
@@ -45,7 +48,7 @@ def abandoned(make_ledger: Callable[..., Ledger], sqlite_url: str, alipay: Sandb
     with FakeMerchant(SECRET) as merchant, FakeDingTalk("SECtest0123456789") as robot:
         merchant.always_fail(503)
         env = {**alipay.env(), **job_env(merchant, robot, LEDGER_RETRY_MAX="0"), "LEDGER_DATABASE_URL": sqlite_url,
-               "LEDGER_API_TOKENS": "operator:o,finance:f"}
+               "LEDGER_API_TOKENS": TOKENS}
         ledger = make_ledger(sqlite_url, **env)
         background = Background([ledger.follower(poll_seconds=0.1), *ledger.background()])
         with TestClient(create_app(ledger, close_on_shutdown=False, background=background)) as client:
@@ -66,9 +69,19 @@ def test_manual_queue_lists_the_abandoned_delivery_and_resolving_it_needs_a_note
     assert (done.status_code, done.json()["changes"]) == (200, ["payment"])
     assert wait_until(lambda: client.get("/api/manual-queue", headers=OPERATOR).json()["entries"] == [])
     resolved = [e for e in ledger.service.history(APP_ID, "OP-1") if type(e).__name__ == "ManuallyResolved"]
-    assert resolved[0].who == "operator via API" and resolved[0].note == "paid by bank transfer"
+    assert resolved[0].who == "operator alice via API" and resolved[0].note == "paid by bank transfer"
     again = client.post("/api/manual-queue/OP-1/retry", json={"note": "again"}, headers=OPERATOR)
     assert again.status_code == 409
+
+
+def test_a_retry_asked_with_an_unnamed_token_is_recorded_as_its_role_alone(
+        abandoned: tuple[TestClient, Ledger, dict[str, str]]) -> None:
+    client, ledger, _ = abandoned
+    done = client.post("/api/manual-queue/OP-1/retry", json={"note": "their system is back"},
+                       headers=UNNAMED_OPERATOR)
+    assert done.status_code == 200, done.text
+    asked = [e for e in ledger.service.history(APP_ID, "OP-1") if type(e).__name__ == "ManualRetryRequested"]
+    assert asked[0].who == "operator via API"
 
 
 def test_alert_counts_and_metrics_show_the_failure(abandoned: tuple[TestClient, Ledger, dict[str, str]]) -> None:

@@ -11,8 +11,9 @@ from api import orders as orders_api
 from api.app import create_app
 from ledger.bootstrap import Ledger
 
-TOKENS = {"LEDGER_API_TOKENS": "merchant:m,operator:o"}
-MERCHANT, OPERATOR = {"authorization": "Bearer m"}, {"authorization": "Bearer o"}
+TOKENS = {"LEDGER_API_TOKENS": "merchant:m-token-0123456789,operator:o-token-0123456789"}
+MERCHANT = {"authorization": "Bearer m-token-0123456789"}
+OPERATOR = {"authorization": "Bearer o-token-0123456789"}
 
 
 @pytest.fixture

@@ -32,8 +32,8 @@ from projections.tables import journal_entries
 from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.histories import feed_history
 
-TOKENS = "merchant:m-token,auditor:a-token,finance:f-token,operator:o-token"
-TOKEN_OF = {"merchant": "m-token", "auditor": "a-token", "finance": "f-token", "operator": "o-token"}
+TOKEN_OF = {role: f"{role[0]}-token-0123456789" for role in ("merchant", "auditor", "finance", "operator")}
+TOKENS = ",".join(f"{role}:{token}" for role, token in TOKEN_OF.items())
 SECOND_APP = "2021000000000002"
 SEED, ORDERS = 11, 24
 ORDERS_URL, DAILY_URL = "/api/orders", "/api/reports/daily"

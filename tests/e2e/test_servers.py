@@ -41,7 +41,8 @@ def servers(tmp_path: Path) -> Iterator[Callable[..., LedgerServer]]:
 def shared_env(postgres_url: str, redis_url: str, redis_prefix: str, alipay: SandboxAlipay) -> dict[str, str]:
     """What every serving process of a deployment on PostgreSQL and Redis is started with."""
     return {**alipay.env(), "LEDGER_DATABASE_URL": postgres_url, "LEDGER_REDIS_URL": redis_url,
-            "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_MAX_COPIES": "100", "LEDGER_API_TOKENS": f"finance:{FINANCE_TOKEN}"}
+            "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_MAX_COPIES": "100",
+            "LEDGER_API_TOKENS": f"finance:{FINANCE_TOKEN}"}
 
 
 def post_concurrently(targets: list[LedgerServer], body: bytes, copies_each: int) -> list[tuple[int, str]]:

@@ -15,6 +15,8 @@ from typing import Any
 
 from tests.support.services import free_port
 
+FINANCE_TOKEN, OPERATOR_TOKEN = "f-token-0123456789", "o-token-0123456789"  # give them in LEDGER_API_TOKENS
+
 
 class LedgerServer:
     def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
@@ -49,11 +51,11 @@ class LedgerServer:
 
     def read_order(self, out_trade_no: str, *, until: Callable[[dict[str, Any]], bool],
                    seconds: float = 15) -> dict[str, Any]:
-        """GET the order's read-model row (token `finance:f`) until `until(row)` holds."""
+        """GET the order's read-model row (with FINANCE_TOKEN) until `until(row)` holds."""
         deadline, row = time.monotonic() + seconds, None
         while time.monotonic() < deadline:
             request = urllib.request.Request(f"{self.url}/api/orders/{out_trade_no}",
-                                             headers={"Authorization": "Bearer f"})
+                                             headers={"Authorization": f"Bearer {FINANCE_TOKEN}"})
             try:
                 with urllib.request.urlopen(request, timeout=5) as response:
                     row = json.loads(response.read())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.settings import Settings, SettingsError
+from ledger.settings import ApiToken, Settings, SettingsError
 from tests.support.alipay import APP_ID, SandboxAlipay
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -41,12 +41,14 @@ def test_values_given_are_read_and_typed(app_env: dict[str, str]) -> None:
         **app_env, "LEDGER_DATABASE_URL": "postgresql://ledger:pw@db:5432/ledger",
         "LEDGER_REDIS_URL": "rediss://cache:6380/1", "LEDGER_REDIS_PREFIX": "shop",
         "LEDGER_LOCK_TTL_SECONDS": "12.5", "LEDGER_LOCK_WAIT_MS": "250", "LEDGER_REQUIRE_KNOWN_ORDERS": "on",
-        "LEDGER_API_TOKENS": "merchant:m1, operator:o1,auditor:o1", "LEDGER_ALIPAY_SELLER_ID": " 2088000000000001 ",
+        "LEDGER_API_TOKENS": "merchant:m-token-0123456789, operator:o-token-0123456789",
+        "LEDGER_ALIPAY_SELLER_ID": " 2088000000000001 ",
     })
     assert str(settings.redis_url) == "rediss://cache:6380/1"
     assert (settings.redis_prefix, settings.lock_ttl_seconds, settings.lock_wait_ms) == ("shop", 12.5, 250)
     assert settings.require_known_orders is True
-    assert settings.api_tokens == {"m1": {"merchant"}, "o1": {"operator", "auditor"}}
+    assert settings.api_tokens == {"m-token-0123456789": ApiToken("merchant"),
+                                   "o-token-0123456789": ApiToken("operator")}
     assert settings.apps[APP_ID].seller_id == "2088000000000001"
 
 
@@ -77,9 +79,11 @@ def test_public_key_without_an_app_id_is_an_error(app_env: dict[str, str]) -> No
     ({"LEDGER_API_TOKENS": "cashier:c-secret"}, "LEDGER_API_TOKENS"),
     ({"LEDGER_API_TOKENS": "merchant-secret"}, "LEDGER_API_TOKENS"),
     ({"LEDGER_API_TOKENS": "merchant:"}, "LEDGER_API_TOKENS"),
+    ({"LEDGER_API_TOKENS": "merchant:x"}, "LEDGER_API_TOKENS"),
+    ({"LEDGER_API_TOKENS": "operator/:o-token-0123456789"}, "LEDGER_API_TOKENS"),
 ], ids=["mysql-scheme", "sqlite-without-path", "redis-scheme", "wait-not-a-number", "wait-zero", "ttl-negative",
         "flag-not-on-or-off", "log-size-not-a-number", "token-unknown-role", "token-without-colon",
-        "token-empty"])
+        "token-empty", "token-too-short", "token-name-empty"])
 def test_malformed_value_is_an_error_naming_its_variable(environ: dict[str, str], variable: str) -> None:
     assert variable in problems_of(environ)
 
@@ -95,14 +99,45 @@ def test_every_problem_is_reported_in_one_error() -> None:
 
 
 def test_token_secrets_never_appear_in_the_error_message() -> None:
-    message = problems_of({"LEDGER_API_TOKENS": "merchant:good-secret,cashier:leaky-secret,no-colon-secret,"
-                                                 "auditor:another-secret"})
-    for secret in ("good-secret", "leaky-secret", "no-colon-secret", "another-secret"):
+    message = problems_of({"LEDGER_API_TOKENS": "merchant:good-secret-0123456789,cashier:leaky-secret,"
+                                                 "no-colon-secret,auditor:short-secret,"
+                                                 "finance:good-secret-0123456789"})
+    for secret in ("good-secret", "leaky-secret", "no-colon-secret", "short-secret"):
         assert secret not in message
+    assert message.count("\n  - ") == 4  # every entry but the first is wrong
+
+
+def test_whitespace_around_role_name_and_token_is_ignored() -> None:
+    settings = Settings.from_env({"LEDGER_API_TOKENS": " merchant : m-token-0123456789 ,"
+                                                        "\toperator / alice : o-token-0123456789\n"})
+    assert settings.api_tokens == {"m-token-0123456789": ApiToken("merchant"),
+                                   "o-token-0123456789": ApiToken("operator", "alice")}
+
+
+def test_a_token_can_be_named_for_its_holder_and_the_role_token_form_still_reads() -> None:
+    settings = Settings.from_env({"LEDGER_API_TOKENS": "operator/alice:o-token-0123456789,"
+                                                        "operator/张三:o-token-9876543210,"
+                                                        "finance:f-token:with:colons"})
+    assert {token: holder.who for token, holder in settings.api_tokens.items()} == {
+        "o-token-0123456789": "operator alice", "o-token-9876543210": "operator 张三",
+        "f-token:with:colons": "finance"}
+
+
+def test_a_token_shorter_than_16_characters_is_refused_at_start_up() -> None:
+    message = problems_of({"LEDGER_API_TOKENS": "finance:f-token-0123456789,merchant:m-token-0123"})
+    assert "entry 2 (merchant)" in message and "at least 16 characters" in message
+    assert "entry 1" not in message and "m-token-0123" not in message
+
+
+def test_one_token_listed_under_two_roles_is_refused_at_start_up() -> None:
+    message = problems_of({"LEDGER_API_TOKENS": "operator:shared-token-0123456789,auditor:shared-token-0123456789"})
+    assert "entry 2 (auditor) has the same token as entry 1 (operator)" in message
+    assert "shared-token" not in message
 
 
 def test_secrets_never_appear_in_the_settings_repr(app_env: dict[str, str]) -> None:
-    settings = Settings.from_env({**app_env, "LEDGER_API_TOKENS": "merchant:m-secret-token,operator:o-secret-token",
+    settings = Settings.from_env({**app_env,
+                                  "LEDGER_API_TOKENS": "merchant:m-secret-token-0123,operator:o-secret-token-0123",
                                   "LEDGER_DATABASE_URL": "postgresql://ledger:db-password@db:5432/ledger",
                                   "LEDGER_REDIS_URL": "redis://:redis-password@cache:6379/0"})
     shown = repr(settings)
