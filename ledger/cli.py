@@ -41,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--charset", default="utf-8")
     sim.add_argument("--repeat", type=int, default=1, help="send the same notification this many times")
     proj = commands.add_parser("projections", help="the read model's tables")
-    proj.add_argument("action", choices=["run", "rebuild", "status"],
+    proj.add_argument("action", choices=["run", "rebuild", "status", "parked", "unpark"],
                       help="run: follow the log (a process of its own); rebuild: replay the whole log; "
-                           "status: positions and lag")
+                           "status: positions and lag; parked: the streams held back; unpark STREAM_ID: "
+                           "re-apply a parked stream (after a fix) and let it go")
+    proj.add_argument("stream_id", nargs="?", help="with unpark: the parked stream's id")
     queue = commands.add_parser("manual-queue", help="abandoned deliveries: list, retry or resolve them")
     queue.add_argument("action", choices=["list", "retry", "resolve"])
     queue.add_argument("out_trade_no", nargs="?")
@@ -198,6 +200,19 @@ def _projections(args: argparse.Namespace) -> int:
             head = ledger.store.ping()
             for name, position in sorted(ledger.runner.positions().items()):
                 print(f"{name:16} position {position:>10}  lag {head - position}")
+            print(f"parked streams: {len(ledger.runner.parked())}")
+        elif args.action == "parked":
+            for row in ledger.runner.parked():
+                print(f"{row['stream_id']}  from position {row['position']}  since {row['parked_at']:%Y-%m-%d %H:%M:%S}"
+                      f"  {row['error']}")
+        elif args.action == "unpark":
+            if not args.stream_id:
+                raise SettingsError("unpark needs the stream's id (see ledger projections parked)")
+            try:
+                print(f"re-applied {ledger.runner.reapply(args.stream_id)} events of {args.stream_id}; it goes on")
+            except LookupError as exc:
+                print(exc, file=sys.stderr)
+                return 1
         else:
             _tune_gc()
             # The read side yields the CPU to the intake: on a busy host Alipay's callbacks are answered

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from ledger.store import LedgerStore
+from projections import parking
 from projections.common import Batch
+from projections.tables import parked_streams
 from projections.tables import projection_positions as positions
 
 log = logging.getLogger(__name__)
+# A step that fails this often in a row is applied stream by stream, and the streams that fail are parked.
+MAX_TRIES = 3
 
 
 class Projection(Protocol):
@@ -38,9 +42,11 @@ class PositionMoved(Exception):
 
 class ProjectionRunner:
     def __init__(self, store: LedgerStore, engine: sa.Engine, projections: Sequence[Projection], *,
-                 batch_size: int = 500) -> None:
+                 batch_size: int = 500, max_tries: int = MAX_TRIES,
+                 on_parked: Callable[[str, int, BaseException], object] | None = None) -> None:
         self.store, self.engine, self.projections = store, engine, list(projections)
-        self.batch_size = batch_size
+        self.batch_size, self.max_tries, self.on_parked = batch_size, max_tries, on_parked
+        self._failed: tuple[int, int] = (-1, 0)  # (batch start, failures in a row)
 
     @property
     def _names(self) -> list[str]:
@@ -72,24 +78,60 @@ class ProjectionRunner:
             batch = self.store.recorder.select_notifications(start, self.batch_size, inclusive_of_start=False)
             if not batch:
                 return 0
-            events = [(n.id, self.store.mapper.to_domain_event(n)) for n in batch]
             current = self._claim(conn)  # what another runner did meanwhile shows here: its events are skipped
-            applied, moved = 0, []
-            for projection in tabled:
-                if mine := [(pos, e) for pos, e in events if pos > current[projection.name]]:
-                    projection.apply(conn, mine)
-                    applied, moved = applied + len(mine), [*moved, projection.name]
+            held = parking.held(conn)
+            # A parked stream's events wait with it (the position still passes them: re-applying reads them).
+            events = [(n.id, self.store.mapper.to_domain_event(n)) for n in batch if str(n.originator_id) not in held]
+            parked = self._apply_tabled(conn, tabled, events, current, start)
+            held |= parked.keys()
+            events = [(pos, e) for pos, e in events if str(e.originator_id) not in held]
+            # Counted as passed, held back or not: catching up goes on until the positions reach the head.
+            applied = sum(1 for p in tabled for n in batch if n.id > current[p.name])
+            moved = [p.name for p in tabled if current[p.name] < batch[-1].id]
             if moved:
                 conn.execute(positions.update().where(positions.c.name.in_(moved))
-                             .values(position=events[-1][0], updated_at=datetime.now(UTC)))
+                             .values(position=batch[-1].id, updated_at=datetime.now(UTC)))
+        for stream_id, (position, error) in parked.items():
+            log.error("projections parked stream %s at position %s: %s", stream_id, position, type(error).__name__)
+            if self.on_parked is not None:
+                self.on_parked(stream_id, position, error)
         for projection in self.projections:
-            if not projection.tables and (mine := [(pos, e) for pos, e in events if pos > current[projection.name]]):
+            if not projection.tables and current[projection.name] < batch[-1].id:
+                mine = [(pos, e) for pos, e in events if pos > current[projection.name]]
                 try:
-                    self._apply(projection, current[projection.name], mine)
-                    applied += len(mine)
+                    self._apply(projection, current[projection.name], mine, batch[-1].id)
+                    applied += sum(1 for n in batch if n.id > current[projection.name])
                 except PositionMoved:
                     log.info("projection %s was advanced by another runner; reading again", projection.name)
         return applied
+
+    def _apply_tabled(self, conn: sa.Connection, tabled: list[Projection], events: Batch, current: dict[str, int],
+                      start: int) -> dict[str, tuple[int, BaseException]]:
+        """The batch in bulk; after `max_tries` failures in a row of the same batch, stream by stream, parking
+        the streams that fail. Returns what was parked."""
+        try:
+            with conn.begin_nested():
+                for projection in tabled:
+                    if mine := [(pos, e) for pos, e in events if pos > current[projection.name]]:
+                        projection.apply(conn, mine)
+        except Exception:
+            failures = self._failed[1] + 1 if self._failed[0] == start else 1
+            self._failed = (start, failures)
+            if failures < self.max_tries:
+                raise  # perhaps the database: the follower tries again
+            log.warning("a projections step failed %d times: applying it stream by stream", failures)
+            return parking.apply_stream_by_stream(conn, tabled, events, current)
+        self._failed = (-1, 0)
+        return {}
+
+    def parked(self) -> list[dict[str, Any]]:
+        return parking.listing(self.engine)
+
+    def reapply(self, stream_id: str) -> int:
+        """Apply a parked stream's held-back events to the projections with tables and let it go (see
+        projections.parking); the projections without tables (the dispatcher) see only its later events."""
+        return parking.reapply(self.engine, self.store, [p for p in self.projections if p.tables], stream_id,
+                               batch_size=self.batch_size)
 
     def _claim(self, conn: sa.Connection) -> dict[str, int]:
         """Every projection's position, read by writing: the rows stay locked until this transaction ends
@@ -102,32 +144,49 @@ class ProjectionRunner:
             raise LookupError(f"no position for projections {sorted(missing)}: run the migrations")
         return found
 
-    def _apply(self, projection: Projection, old: int, events: list[tuple[int, Any]]) -> None:
+    def _apply(self, projection: Projection, old: int, events: list[tuple[int, Any]], to: int) -> None:
         """A projection without tables acts outside any transaction (it sends messages, writes events): it
         goes first and moves its position last, by compare-and-set. At least once, so its effects must be
         idempotent."""
         move = (positions.update().where(positions.c.name == projection.name, positions.c.position == old)
-                .values(position=events[-1][0], updated_at=datetime.now(UTC)))
+                .values(position=to, updated_at=datetime.now(UTC)))
         with self.engine.begin() as conn:
-            projection.apply(conn, events)
+            if events:
+                projection.apply(conn, events)
             if conn.execute(move).rowcount != 1:
                 raise PositionMoved(projection.name)
 
     def rebuild(self) -> int:
         """Replay the whole log into emptied tables in one transaction: readers see the old rows until the
-        new ones are complete, then all of them at once."""
+        new ones are complete, then all of them at once. Only the projections with tables: the dispatcher's
+        jobs and alerts were sent once already, and it keeps its own position. A stream that cannot be
+        applied is parked, as in a step, and the rest replayed."""
+        tabled = [p for p in self.projections if p.tables]
+        names = [p.name for p in tabled]
+        parked: dict[str, tuple[int, BaseException]] = {}
         with self.engine.begin() as conn:
-            for projection in reversed(self.projections):
+            for projection in reversed(tabled):
                 for table in projection.tables:
                     conn.execute(table.delete())
-            conn.execute(positions.update().values(position=0, updated_at=datetime.now(UTC)))
+            conn.execute(parked_streams.delete())
+            zero = dict.fromkeys(names, 0)
             start, replayed = 0, 0
             while batch := self.store.recorder.select_notifications(start, self.batch_size, inclusive_of_start=False):
-                events = [(n.id, self.store.mapper.to_domain_event(n)) for n in batch]
-                for projection in self.projections:
-                    projection.apply(conn, events)
+                events = [(n.id, self.store.mapper.to_domain_event(n)) for n in batch
+                          if str(n.originator_id) not in parked]
+                try:
+                    with conn.begin_nested():
+                        for projection in tabled:
+                            projection.apply(conn, events)
+                except Exception:
+                    parked |= parking.apply_stream_by_stream(conn, tabled, events, zero)
                 start, replayed = batch[-1].id, replayed + len(batch)
-            conn.execute(positions.update().values(position=start, updated_at=datetime.now(UTC)))
+            conn.execute(positions.update().where(positions.c.name.in_(names))
+                         .values(position=start, updated_at=datetime.now(UTC)))
+        for stream_id, (position, error) in parked.items():
+            log.error("rebuild parked stream %s at position %s: %s", stream_id, position, type(error).__name__)
+            if self.on_parked is not None:
+                self.on_parked(stream_id, position, error)
         return replayed
 
 

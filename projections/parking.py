@@ -1,0 +1,121 @@
+"""Streams the read side holds back, so that one event no projection can apply never stops the others.
+
+When a step keeps failing, the runner applies its batch stream by stream, each in a savepoint: a stream
+whose events fail is parked here (its first held-back position, the error), its later events wait with it,
+and every other stream goes on. An operator lists the parked streams and, after a fix, re-applies one:
+its events from the parked position up to where the projections stand are applied in one transaction that
+holds the projections' positions, so no step runs meanwhile, and the stream is let go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from projections.common import Batch
+from projections.tables import parked_streams, projection_positions
+
+ERROR_MAX = 2000
+
+
+class Applies(Protocol):
+    name: str
+    tables: tuple[sa.Table, ...]
+
+    def apply(self, conn: sa.Connection, events: Batch) -> None: ...
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether an error is the database's going away (or timing out), which no stream is to blame for."""
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or bool(
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated)
+
+
+def held(conn: sa.Connection) -> set[str]:
+    """The ids of the parked streams (few: each one is an operator's task)."""
+    return set(conn.execute(sa.select(parked_streams.c.stream_id)).scalars())
+
+
+def listing(engine: sa.Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(parked_streams).order_by(parked_streams.c.parked_at)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def park(conn: sa.Connection, stream_id: str, position: int, error: BaseException) -> None:
+    text = f"{type(error).__name__}: {error}"[:ERROR_MAX]
+    conn.execute(parked_streams.insert().values(stream_id=stream_id, position=position, error=text,
+                                                parked_at=datetime.now(UTC)))
+
+
+def apply_stream_by_stream(conn: sa.Connection, projections: Sequence[Applies], events: Batch,
+                           current: dict[str, int]) -> dict[str, tuple[int, BaseException]]:
+    """Apply `events` one stream at a time, each stream in a savepoint; park the streams that fail.
+    Returns what was parked: stream id -> (its first position in the batch, the error)."""
+    streams: dict[str, Batch] = {}
+    for position, event in events:
+        streams.setdefault(str(event.originator_id), []).append((position, event))
+    parked: dict[str, tuple[int, BaseException]] = {}
+    for stream_id, mine in streams.items():
+        try:
+            with conn.begin_nested():
+                for projection in projections:
+                    if due := [(pos, e) for pos, e in mine if pos > current[projection.name]]:
+                        projection.apply(conn, due)
+        except Exception as exc:  # this stream's events, not the others'
+            if lost_connection(exc):
+                raise  # the database, not the stream: nothing is parked, the step is tried again
+            park(conn, stream_id, mine[0][0], exc)
+            parked[stream_id] = (mine[0][0], exc)
+    return parked
+
+
+def reapply(engine: sa.Engine, store: Any, projections: Sequence[Applies], stream_id: str,
+            *, batch_size: int = 500) -> int:
+    """Apply a parked stream's held-back events to every projection with tables, then let it go; the number of
+    events applied. Raises LookupError when the stream is not parked, and the projection's own error when it
+    still fails (the stream stays parked, with the new error)."""
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(parked_streams).where(parked_streams.c.stream_id == stream_id)
+                           .with_for_update()).first()
+        if row is None:
+            raise LookupError(f"stream {stream_id} is not parked")
+        names = [p.name for p in projections]
+        # Holding the positions' rows keeps every runner's step out until this commits.
+        current = {r.name: r.position for r in conn.execute(
+            projection_positions.update().where(projection_positions.c.name.in_(names))
+            .values(updated_at=datetime.now(UTC)).returning(projection_positions.c.name,
+                                                            projection_positions.c.position))}
+        mine = _events_of(store, stream_id, after=row.position - 1, upto=max(current.values(), default=0),
+                          batch_size=batch_size)
+        failed: Exception | None = None
+        try:
+            with conn.begin_nested():
+                for projection in projections:
+                    if due := [(pos, e) for pos, e in mine if pos <= current[projection.name]]:
+                        projection.apply(conn, due)
+        except Exception as exc:  # still failing: it stays parked, with what it says now
+            failed = exc
+            conn.execute(parked_streams.update().where(parked_streams.c.stream_id == stream_id)
+                         .values(error=f"{type(exc).__name__}: {exc}"[:ERROR_MAX]))
+        else:
+            conn.execute(parked_streams.delete().where(parked_streams.c.stream_id == stream_id))
+    if failed is not None:
+        raise failed
+    return len(mine)
+
+
+def _events_of(store: Any, stream_id: str, *, after: int, upto: int, batch_size: int) -> Batch:
+    """The stream's events in the log from position `after` (exclusive) to `upto` (inclusive)."""
+    found: Batch = []
+    start = after
+    while start < upto:
+        batch = store.recorder.select_notifications(start, batch_size, stop=upto, inclusive_of_start=False)
+        if not batch:
+            break
+        found += [(n.id, store.mapper.to_domain_event(n)) for n in batch if str(n.originator_id) == stream_id]
+        start = batch[-1].id
+    return found
