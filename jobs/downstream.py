@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import math
 import random
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
+from jobs.http import HttpClient, OutboundError
 from ledger.domain.errors import Rejected
 
 SIGNATURE_HEADER = "Ledger-Signature"
@@ -123,40 +120,14 @@ class Outcome:
     error: str = ""
 
 
-def _opener() -> urllib.request.OpenerDirector:
-    # Only HTTP(S) and no redirect handler: a 3xx is a failure, never a re-sent (or GET-downgraded) POST,
-    # and no file:// or ftp:// handler can be reached through a misconfigured URL.
-    opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), urllib.request.HTTPHandler(),
-                    urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(),
-                    urllib.request.HTTPErrorProcessor()):
-        opener.add_handler(handler)
-    opener.addheaders = []
-    return opener
-
-
-def _url_problem(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError on a port out of range or not a number
-    except ValueError:
-        return "invalid URL"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "invalid URL (need http:// or https:// and a host)"
-    if parts.username is not None:  # urllib would take "user:pw@host" for the host name, not send credentials
-        return "invalid URL (user:password@ is not supported)"
-    return ""
-
-
 class DownstreamClient:
-    """POSTs signed order changes to one merchant URL; every network problem becomes an `Outcome`."""
+    """POSTs signed order changes to one merchant URL through `jobs.http`; every network problem is an `Outcome`."""
 
     def __init__(self, url: str, secret: str, *, timeout: float = 10.0, clock: Callable[[], float] = time.time):
         if not secret:
             raise ValueError("the downstream secret is empty")
         self._url, self._secret, self._timeout, self._clock = url, secret, timeout, clock
-        self._url_problem = _url_problem(url)
-        self._opener = _opener()
+        self._http = HttpClient(timeout)
 
     def __repr__(self) -> str:
         return f"DownstreamClient(url=<{len(self._url)} chars>, secret=***, timeout={self._timeout})"
@@ -166,43 +137,17 @@ class DownstreamClient:
         if not idempotency_key or not (idempotency_key.isascii() and idempotency_key.isprintable()):
             raise ValueError("idempotency_key must be non-empty printable ASCII")
         body = to_json(payload)
-        if self._url_problem:
-            return Outcome(False, None, self._url_problem)
         headers = {
             SIGNATURE_HEADER: sign(self._secret, body, int(self._clock())),
             "Idempotency-Key": idempotency_key,
             "Content-Type": "application/json",
-            "User-Agent": "alipay-ledger",
         }
-        # S310: _url_problem admitted only http(s), and the opener has no handler for any other scheme.
-        request = urllib.request.Request(self._url, data=body, headers=headers, method="POST")  # noqa: S310
         try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:  # any status outside 2xx, 3xx included
-            exc.close()
-            return Outcome(False, exc.code, f"HTTP {exc.code}")
-        except urllib.error.URLError as exc:  # urllib wraps errors raised while connecting and sending
-            return Outcome(False, None, self._describe(exc.reason))
-        except (OSError, http.client.HTTPException, ValueError) as exc:  # raised while reading the answer
-            return Outcome(False, None, self._describe(exc))
-        if 200 <= status < 300:
-            return Outcome(True, status)
-        return Outcome(False, status, f"HTTP {status}")
-
-    def _describe(self, problem: object) -> str:
-        if isinstance(problem, TimeoutError):
-            return f"timeout after {float(self._timeout)} s"
-        if isinstance(problem, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(problem, ConnectionResetError):  # http.client.RemoteDisconnected is one
-            return "connection reset"
-        if isinstance(problem, http.client.HTTPException):
-            return f"bad HTTP answer ({type(problem).__name__})"
-        if isinstance(problem, ValueError):  # a URL or header that http.client refuses to send
-            return "invalid URL"
-        # The message, not the URL: a URL may carry credentials. The secret never reaches an exception.
-        return f"connection failed: {str(problem)[:120]}"
+            answer = self._http.post(self._url, body, headers)
+        except OutboundError as exc:  # refused, timed out, a malformed URL, an answer over the size cap
+            return Outcome(False, exc.status, str(exc))
+        # A 3xx is a failure too: never a re-sent (or GET-downgraded) POST to wherever it points.
+        return Outcome(not answer.failure, answer.status, answer.failure)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Chat robots that alerts are sent to (DingTalk, WeCom), and `MemoryRobot`, their in-memory twin.
 
 Both robots answer with an `errcode` in a JSON body, usually over HTTP 200: the body, not the status, is the answer.
+Requests go through `jobs.http`: no redirects, a capped answer, one deadline per send.
 """
 
 from __future__ import annotations
@@ -8,17 +9,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.client
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from jobs.compose import compose, truncate_utf8
+from jobs.http import HttpClient, OutboundError
 from ledger.domain.errors import LedgerError
 
 __all__ = ["DingTalkRobot", "MemoryRobot", "Robot", "RobotError", "WeComRobot", "compose", "dingtalk_sign"]
@@ -61,27 +60,20 @@ class _Webhook:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):  # no file: or custom schemes from a mistyped setting
             raise ValueError(f"{self.name} robot URL must be http or https")
-        self._url, self._timeout = url, timeout
+        self._url, self._http = url, HttpClient(timeout)
         self._where = f"{self.name} robot at {parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
         # The query carries the token (access_token, key): a credential, hidden like the secret.
         self._hidden = [value for _, value in parse_qsl(parts.query) if value] + ([secret] if secret else [])
 
     def _post(self, url: str, payload: dict[str, Any]) -> None:
-        data, headers = json.dumps(payload).encode(), {"Content-Type": "application/json"}
         try:
-            request = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 http(s) only
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                body = response.read()
-        except urllib.error.HTTPError as exc:
-            exc.close()
+            answer = self._http.post(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+        except OutboundError as exc:  # unreachable, timed out, a malformed URL, an answer over the size cap
+            raise self._error(str(exc), transient=exc.retryable) from None
+        if answer.failure:  # a redirect among them: its body, whatever errcode it says, is no robot's answer
             # 429 is a proxy's rate limit: it passes like the robot's own.
-            raise self._error(f"HTTP {exc.code}", transient=exc.code >= 500 or exc.code == 429) from None
-        except (ValueError, http.client.InvalidURL):  # a malformed URL, whose text would show the token
-            raise self._error("invalid URL", transient=False) from None
-        except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, name not found
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            raise self._error(f"unreachable ({type(reason).__name__}: {reason})", transient=True) from None
-        self._judge(body)
+            raise self._error(answer.failure, transient=answer.status >= 500 or answer.status == 429)
+        self._judge(answer.body)
 
     def _judge(self, body: bytes) -> None:
         try:

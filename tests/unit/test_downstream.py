@@ -20,6 +20,7 @@ from jobs.downstream import BackoffPolicy, DownstreamClient, Outcome, SignatureM
 from ledger.domain.errors import Rejected
 from ledger.domain.outbox import RetryPolicy
 from tests.support.merchant import FakeMerchant
+from tests.support.outbound import RawServer, answer, drip, flood, redirect
 
 SECRET = "whsec_test_secret"
 BODY = b'{"amount":"12.30","order":"o1"}'
@@ -163,8 +164,33 @@ def test_a_503_is_not_ok(merchant: FakeMerchant) -> None:
 
 def test_a_redirect_is_a_failure_not_a_resent_request(merchant: FakeMerchant) -> None:
     merchant.always_fail(302)
-    assert DownstreamClient(merchant.url, SECRET).post({"order": "o1"}, "o1:payment") == Outcome(False, 302, "HTTP 302")
+    outcome = DownstreamClient(merchant.url, SECRET).post({"order": "o1"}, "o1:payment")
+    assert outcome == Outcome(False, 302, "HTTP 302 (a redirect, not followed)")
     assert len(merchant.requests) == 1
+
+
+def test_a_redirect_to_a_server_that_says_delivered_is_a_failed_attempt() -> None:
+    with RawServer(answer(200)) as elsewhere, RawServer(redirect(elsewhere.url)) as redirecting:
+        outcome = DownstreamClient(redirecting.url, SECRET).post({"order": "o1"}, "o1:payment")
+    assert outcome == Outcome(False, 302, "HTTP 302 (a redirect, not followed)")
+    assert elsewhere.requests == []
+
+
+def test_an_answer_over_the_size_cap_is_a_failed_attempt_without_reading_it_all() -> None:
+    with RawServer(flood(64 * 1024 * 1024)) as flooding:
+        outcome = DownstreamClient(flooding.url, SECRET).post({"order": "o1"}, "o1:payment")
+        assert flooding.idle(2)
+    assert outcome == Outcome(False, 200, "HTTP 200 answer larger than 65536 bytes")
+    assert flooding.cut_off
+
+
+def test_a_merchant_dripping_its_answer_cannot_hold_an_attempt_past_the_timeout() -> None:
+    with RawServer(drip(0.2)) as dripping:  # one byte every 0.2 s of a 200 answer
+        started = time.monotonic()
+        outcome = DownstreamClient(dripping.url, SECRET, timeout=1.0).post({"order": "o1"}, "o1:payment")
+        elapsed = time.monotonic() - started
+    assert outcome == Outcome(False, None, "timeout after 1.0 s")
+    assert elapsed < 2
 
 
 def test_a_merchant_slower_than_the_timeout_is_a_timeout(merchant: FakeMerchant) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from jobs.compose import truncate_utf8
 from jobs.robots import DingTalkRobot, MemoryRobot, Robot, RobotError, WeComRobot, compose, dingtalk_sign
+from tests.support.outbound import RawServer, answer, drip, flood, redirect
 from tests.support.robots import KEY, TOKEN, FakeDingTalk, FakeWeCom
 
 SECRET = "SECtest0123456789"
@@ -148,6 +149,32 @@ def test_timeout_is_transient(endpoint: Endpoint) -> None:
     started = time.monotonic()
     assert refused(endpoint.make(timeout=0.3)).transient
     assert time.monotonic() - started < 3
+
+
+def test_a_redirect_to_a_server_that_says_errcode_0_is_not_delivered(endpoint: Endpoint) -> None:
+    with RawServer(answer(200)) as elsewhere, RawServer(redirect(elsewhere.url)) as redirecting:
+        error = refused(endpoint.make(redirecting.url))
+    assert not error.transient
+    assert "HTTP 302 (a redirect, not followed)" in str(error)
+    assert elsewhere.requests == []
+
+
+def test_an_answer_over_the_size_cap_is_refused_without_reading_it_all(endpoint: Endpoint) -> None:
+    with RawServer(flood(64 * 1024 * 1024)) as flooding:  # JSON saying errcode 0, then 64 MiB of spaces
+        error = refused(endpoint.make(flooding.url))
+        assert flooding.idle(2)
+    assert not error.transient
+    assert "answer larger than 65536 bytes" in str(error)
+    assert flooding.cut_off
+
+
+def test_a_robot_dripping_its_answer_cannot_hold_a_send_past_the_timeout(endpoint: Endpoint) -> None:
+    with RawServer(drip(0.2)) as dripping:  # one byte every 0.2 s of an errcode 0 answer
+        started = time.monotonic()
+        error = refused(endpoint.make(dripping.url, timeout=1.0))
+        elapsed = time.monotonic() - started
+    assert error.transient and "timeout after 1.0 s" in str(error)
+    assert elapsed < 2
 
 
 def test_answer_that_is_not_json_is_permanent(endpoint: Endpoint) -> None:
