@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import health, notify, operations, orders, reports
+from api.floods import RefusalFloods
 from api.views import LedgerJSON
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import LedgerError, NothingToDo, OrderConflict, OrderNotFound, Rejected, RetryLater
@@ -65,4 +66,6 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, refusal_thread
     app.state.follower = background
     # Refused callbacks are logged by a few threads: a flood of forgeries cannot take every thread.
     app.state.refusal_limiter = anyio.CapacityLimiter(refusal_threads)
+    # And beyond a rate per source address they are answered without being logged one by one.
+    app.state.refusal_floods = RefusalFloods(ledger.settings.refusals_per_second)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,10 @@ class Settings:
     alert_dedup_seconds: int = 600
     signature_alert_threshold: int = 20
     projection_stall_seconds: float = 120.0
+    request_read_seconds: float = 10.0
+    max_connections: int = 1000
+    refusals_per_second: float = 20.0
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -108,6 +113,7 @@ class Settings:
             max_copies=_positive(read("MAX_COPIES", int, 20), "MAX_COPIES", problems),
             projections_inline=_projections_mode(read("PROJECTIONS", default="inline"), problems),
             **_jobs(read, problems),
+            **_serving(read, problems),
         )
         if problems:
             raise SettingsError("invalid configuration:\n  - " + "\n  - ".join(problems))
@@ -171,6 +177,32 @@ def _jobs(read: Any, problems: list[str]) -> dict[str, Any]:
     if (values["retry_base_seconds"] or 0) > (values["retry_cap_seconds"] or 0):
         problems.append("LEDGER_RETRY_CAP_SECONDS must be at least LEDGER_RETRY_BASE_SECONDS")
     return values
+
+
+def _serving(read: Any, problems: list[str]) -> dict[str, Any]:
+    """`ledger serve` facing the internet: slow clients, connections, floods of forgeries, proxies (see
+    docs/internet-facing.md)."""
+    values = {
+        "request_read_seconds": read("REQUEST_READ_SECONDS", float, 10.0),
+        "max_connections": read("MAX_CONNECTIONS", int, 1000),
+        "refusals_per_second": read("REFUSALS_PER_SECOND", float, 20.0),
+        "trusted_proxies": _trusted_proxies(read("TRUSTED_PROXIES", default=""), problems),
+    }
+    for key in ("request_read_seconds", "max_connections", "refusals_per_second"):
+        _positive(values[key], key.upper(), problems)
+    return values
+
+
+def _trusted_proxies(text: str, problems: list[str]) -> tuple[str, ...]:
+    """The proxies whose X-Forwarded-For names the client, as networks (an IP is a /32 or /128); none by
+    default, so that header is ignored."""
+    networks = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            problems.append(f"LEDGER_TRUSTED_PROXIES: {item!r} is not an IP address or network (CIDR)")
+    return tuple(networks)
 
 
 def _projections_mode(value: str, problems: list[str]) -> bool:

@@ -52,6 +52,17 @@ def test_values_given_are_read_and_typed(app_env: dict[str, str]) -> None:
     assert settings.apps[APP_ID].seller_id == "2088000000000001"
 
 
+def test_serving_defaults_trust_no_proxy_and_bound_slow_clients_and_floods() -> None:
+    settings = Settings.from_env({})
+    assert (settings.request_read_seconds, settings.max_connections) == (10.0, 1000)
+    assert (settings.refusals_per_second, settings.trusted_proxies) == (20.0, ())
+
+
+def test_trusted_proxies_are_read_as_networks() -> None:
+    settings = Settings.from_env({"LEDGER_TRUSTED_PROXIES": " 10.0.0.7, 172.16.0.0/12,fd00::/8 ,192.168.1.9/24"})
+    assert settings.trusted_proxies == ("10.0.0.7/32", "172.16.0.0/12", "fd00::/8", "192.168.1.0/24")
+
+
 def test_configured_app_without_its_public_key_is_an_error() -> None:
     message = problems_of({"LEDGER_ALIPAY_APP_ID": APP_ID})
     assert "LEDGER_ALIPAY_PUBLIC_KEY" in message and APP_ID in message
@@ -81,9 +92,15 @@ def test_public_key_without_an_app_id_is_an_error(app_env: dict[str, str]) -> No
     ({"LEDGER_API_TOKENS": "merchant:"}, "LEDGER_API_TOKENS"),
     ({"LEDGER_API_TOKENS": "merchant:x"}, "LEDGER_API_TOKENS"),
     ({"LEDGER_API_TOKENS": "operator/:o-token-0123456789"}, "LEDGER_API_TOKENS"),
+    ({"LEDGER_REQUEST_READ_SECONDS": "0"}, "LEDGER_REQUEST_READ_SECONDS"),
+    ({"LEDGER_MAX_CONNECTIONS": "many"}, "LEDGER_MAX_CONNECTIONS"),
+    ({"LEDGER_REFUSALS_PER_SECOND": "-1"}, "LEDGER_REFUSALS_PER_SECOND"),
+    ({"LEDGER_TRUSTED_PROXIES": "10.0.0.1,proxy.internal"}, "LEDGER_TRUSTED_PROXIES"),
+    ({"LEDGER_TRUSTED_PROXIES": "*"}, "LEDGER_TRUSTED_PROXIES"),
 ], ids=["mysql-scheme", "sqlite-without-path", "redis-scheme", "wait-not-a-number", "wait-zero", "ttl-negative",
         "flag-not-on-or-off", "log-size-not-a-number", "token-unknown-role", "token-without-colon",
-        "token-empty", "token-too-short", "token-name-empty"])
+        "token-empty", "token-too-short", "token-name-empty", "read-deadline-zero", "connections-not-a-number",
+        "refusal-rate-negative", "proxy-not-an-address", "proxy-wildcard"])
 def test_malformed_value_is_an_error_naming_its_variable(environ: dict[str, str], variable: str) -> None:
     assert variable in problems_of(environ)
 
