@@ -11,8 +11,8 @@ Replies, each given the connection and the server once the whole request has bee
 - `redirect(location)`: a 302 to `location`, whose own body says delivered (errcode 0, ok true) too;
 - `drip(every=0.2, body_only=False)`: a delivered answer, one byte every `every` seconds (from the body on,
   with `body_only`);
-- `flood(total, declare_length=False, status=200)`: that status and a `total`-byte body (JSON saying delivered, then spaces) written
-  as fast as the client takes it, with or without a Content-Length.
+- `flood(total, declare_length=False, status=200)`: that status and a `total`-byte body (JSON saying
+  delivered, then spaces) written as fast as the client takes it, with or without a Content-Length.
 A reply stops when it is done, when the client hangs up, or at close(); a socket write waits at most 5 s.
 """
 
