@@ -13,6 +13,8 @@ from contextlib import ExitStack
 import pytest
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 
 from ledger.domain.errors import LockTimeout
 from ledger.locks import LocalOrderLock, OrderLock, RedisOrderLock
@@ -299,6 +301,37 @@ class TestRedisOrderLockWithoutRedis:
         with lock.hold("order-1") as hold:
             assert hold.degraded
         assert client.exists("ledger-test:lock:order-1") == 0
+
+    def test_an_outage_noticed_on_a_loop_then_on_a_thread_is_reported_once(self, client, private_redis):
+        # on_degraded runs where the outage is noticed, the serving loop included (so it must return at once).
+        noticed: list[tuple[Exception, bool]] = []
+
+        def on_degraded(exc: Exception) -> None:
+            try:
+                asyncio.get_running_loop()
+                noticed.append((exc, True))
+            except RuntimeError:
+                noticed.append((exc, False))
+
+        lock = RedisOrderLock(client, prefix="ledger-test", ttl_seconds=30, wait_seconds=1, recheck_seconds=0,
+                              on_degraded=on_degraded, async_client=lambda: redis.asyncio.Redis.from_url(
+                                  private_redis.url, socket_connect_timeout=0.5, socket_timeout=0.5,
+                                  retry=AsyncRetry(NoBackoff(), 1)))
+        private_redis.stop()
+
+        async def batches() -> None:
+            on_loop = lock.on_loop()
+            try:
+                for _ in range(3):
+                    assert (await on_loop.take_many({"order-1"})).degraded
+            finally:
+                await on_loop.close()
+
+        asyncio.run(batches())
+        with lock.hold("order-1") as hold:
+            assert hold.degraded
+        assert [on_a_loop for _, on_a_loop in noticed] == [True]
+        assert isinstance(noticed[0][0], redis.ConnectionError)
 
     def test_a_batch_without_redis_is_degraded_and_holds_every_order(self, lock, private_redis):
         private_redis.stop()
