@@ -40,19 +40,19 @@ class Dispatcher:
             for retried in event.changes:
                 self.deliver(order_id, retried)
         elif kind == "DeliveryAbandoned":
-            app_id, out_trade_no = self.keys(conn, order_id)
-            self.raise_alert("delivery_abandoned", f"{app_id}/{out_trade_no}/{event.change}",
-                             f"order {out_trade_no}: delivery of {event.change} abandoned after {event.attempts} "
+            key = self.keys(conn, order_id)
+            self.raise_alert("delivery_abandoned", f"{key.path}/{event.change}",
+                             f"order {key.out_trade_no}: delivery of {event.change} abandoned after {event.attempts} "
                              f"attempts ({event.error}); it is in the manual queue", at=event.timestamp)
         elif kind == "AmountMismatch":
-            app_id, out_trade_no = self.keys(conn, order_id)
-            self.raise_alert("amount_mismatch", f"{app_id}/{out_trade_no}",
-                             f"order {out_trade_no}: Alipay notified {event.notified}, the order is for "
+            key = self.keys(conn, order_id)
+            self.raise_alert("amount_mismatch", key.path,
+                             f"order {key.out_trade_no}: Alipay notified {event.notified}, the order is for "
                              f"{event.expected}; the payment was not confirmed", at=event.timestamp)
         elif kind == "AnomalyFound":
-            app_id, out_trade_no = self.keys(conn, order_id)
-            self.raise_alert("anomaly", f"{app_id}/{out_trade_no}/{event.kind}/{event.key}"[:200],
-                             f"order {out_trade_no}: {event.detail}; not booked, the order is flagged",
+            key = self.keys(conn, order_id)
+            self.raise_alert("anomaly", f"{key.path}/{event.kind}/{event.key}"[:200],
+                             f"order {key.out_trade_no}: {event.detail}; not booked, the order is flagged",
                              at=event.timestamp)
         elif kind == "AlertRaised":
             self.wake_alerts()

@@ -92,8 +92,9 @@ class Pending:
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.order_id = Order.create_id(self.item.notice.app_id, self.item.notice.out_trade_no)
-        self.key = lock_key(self.item.notice.app_id, self.item.notice.out_trade_no)
+        notice = self.item.notice
+        self.order_id = Order.create_id(notice.app_id, notice.out_trade_no, notice.merchant)
+        self.key = lock_key(notice.app_id, notice.out_trade_no, notice.merchant)
 
 
 class Batches(ABC):
@@ -200,7 +201,7 @@ class Batches(ABC):
         notice = group[0].item.notice
         order, position = save_with_retries(
             self.store, self.metrics, group[0].order_id, decide,
-            create=lambda: Order(app_id=notice.app_id, out_trade_no=notice.out_trade_no))
+            create=lambda: Order(app_id=notice.app_id, out_trade_no=notice.out_trade_no, merchant=notice.merchant))
         return order, answers, position
 
     def _decide(self, order: Order | None, group: list[Pending]) -> Decision:
@@ -210,7 +211,7 @@ class Batches(ABC):
         if self.require_known_orders and (order is None or not order.registered):
             return None, [], UnknownOrder(f"order {notice.out_trade_no} is not registered")
         if order is None:
-            order = Order(app_id=notice.app_id, out_trade_no=notice.out_trade_no)
+            order = Order(app_id=notice.app_id, out_trade_no=notice.out_trade_no, merchant=notice.merchant)
         answers = []
         try:
             for pending in group:

@@ -49,8 +49,10 @@ async def _nothing() -> None:
     return None
 
 
-def lock_key(app_id: str, out_trade_no: str) -> str:
+def lock_key(app_id: str, out_trade_no: str, merchant: str = "") -> str:
     """The one name of an order's lock: every path that changes an order must take this same key."""
+    if merchant and merchant != app_id:  # a service provider's merchant (ISV): see ledger.domain.order
+        return f"{app_id}/{merchant}/{out_trade_no}"
     return f"{app_id}/{out_trade_no}"
 
 

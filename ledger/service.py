@@ -61,6 +61,7 @@ class RegisterOrder:
     out_trade_no: str
     total_amount: Decimal
     subject: str = ""
+    merchant: str = ""  # a service provider's merchant (its auth_app_id), for an ISV app
 
 
 @dataclass(frozen=True)
@@ -152,21 +153,23 @@ class LedgerService:
             newly = not order.registered
             order.register(cmd.total_amount, cmd.subject)
 
-        with self.lock.hold(lock_key(cmd.app_id, cmd.out_trade_no)):
+        with self.lock.hold(lock_key(cmd.app_id, cmd.out_trade_no, cmd.merchant)):
             order, position = save_with_retries(self.store, self.metrics,
-                Order.create_id(cmd.app_id, cmd.out_trade_no), register,
-                create=lambda: Order(app_id=cmd.app_id, out_trade_no=cmd.out_trade_no))
+                Order.create_id(cmd.app_id, cmd.out_trade_no, cmd.merchant), register,
+                create=lambda: Order(app_id=cmd.app_id, out_trade_no=cmd.out_trade_no, merchant=cmd.merchant))
         return Registered(order, newly, position)
 
-    def manual_retry(self, app_id: str, out_trade_no: str, *, who: str, note: str) -> list[str]:
+    def manual_retry(self, app_id: str, out_trade_no: str, *, who: str, note: str, merchant: str = "") -> list[str]:
         """An operator asks for the order's abandoned deliveries to be tried again (ManualRetryRequested)."""
-        return self._operator_action(app_id, out_trade_no, lambda order: order.request_manual_retry(who, note))
+        return self._operator_action(app_id, out_trade_no, merchant,
+                                     lambda order: order.request_manual_retry(who, note))
 
-    def resolve(self, app_id: str, out_trade_no: str, *, who: str, note: str) -> list[str]:
+    def resolve(self, app_id: str, out_trade_no: str, *, who: str, note: str, merchant: str = "") -> list[str]:
         """An operator settles the order's abandoned deliveries by hand (ManuallyResolved, with why)."""
-        return self._operator_action(app_id, out_trade_no, lambda order: order.resolve_manually(who, note))
+        return self._operator_action(app_id, out_trade_no, merchant, lambda order: order.resolve_manually(who, note))
 
-    def _operator_action(self, app_id: str, out_trade_no: str, act: Callable[[Order], list[str]]) -> list[str]:
+    def _operator_action(self, app_id: str, out_trade_no: str, merchant: str,
+                         act: Callable[[Order], list[str]]) -> list[str]:
         done: list[str] = []
 
         def decide(order: Order) -> None:
@@ -175,12 +178,14 @@ class LedgerService:
         def missing() -> Order:
             raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
 
-        with self.lock.hold(lock_key(app_id, out_trade_no)):
-            save_with_retries(self.store, self.metrics, Order.create_id(app_id, out_trade_no), decide, create=missing)
+        with self.lock.hold(lock_key(app_id, out_trade_no, merchant)):
+            save_with_retries(self.store, self.metrics, Order.create_id(app_id, out_trade_no, merchant), decide,
+                              create=missing)
         return done
 
-    def get_order(self, app_id: str, out_trade_no: str, version: int | None = None) -> Order | None:
-        order_id = Order.create_id(app_id, out_trade_no)
+    def get_order(self, app_id: str, out_trade_no: str, version: int | None = None, *,
+                  merchant: str = "") -> Order | None:
+        order_id = Order.create_id(app_id, out_trade_no, merchant)
         try:
             if version is None:
                 return self.store.get_order(order_id)
@@ -191,11 +196,12 @@ class LedgerService:
             raise StorageUnavailable(str(exc)) from exc
 
     def history(self, app_id: str, out_trade_no: str, *, after_version: int | None = None,
-                limit: int | None = None) -> list[object]:
+                limit: int | None = None, merchant: str = "") -> list[object]:
         """The order's events by version: all of them, or at most `limit` after `after_version` (paged by the
         database, so a long stream is never read whole for one page)."""
         try:
-            return list(self.store.events.get(Order.create_id(app_id, out_trade_no), gt=after_version, limit=limit))
+            return list(self.store.events.get(Order.create_id(app_id, out_trade_no, merchant), gt=after_version,
+                                              limit=limit))
         except PersistenceError as exc:
             raise StorageUnavailable(str(exc)) from exc
 

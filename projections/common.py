@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
@@ -93,28 +93,45 @@ def _sqlite_statement(table: sa.Table, names: tuple[str, ...], keys: tuple[str, 
         name: table.c[name] + insert.excluded[name] for name in names if name not in keys})
 
 
+class OrderKey(NamedTuple):
+    app_id: str
+    out_trade_no: str
+    auth_app_id: str  # the service provider's merchant; empty for an app's own order
+
+    @property
+    def path(self) -> str:
+        """app_id/out_trade_no, or app_id/auth_app_id/out_trade_no for a service provider's merchant."""
+        return "/".join(filter(None, (self.app_id, self.auth_app_id, self.out_trade_no)))
+
+
+def opened_merchant(event: Any) -> str:
+    return getattr(event, "merchant", "")  # Opened events recorded before ISV mode have none
+
+
 class OrderKeys:
-    """order_id -> (app_id, out_trade_no), read from order_status (which runs first), remembered."""
+    """order_id -> its OrderKey, read from order_status (which runs first), remembered."""
 
     def __init__(self, size: int = 10_000) -> None:
-        self._known: dict[str, tuple[str, str]] = {}
+        self._known: dict[str, OrderKey] = {}
         self._size = size
 
     def learn(self, events: Batch) -> None:
         """Orders opened in this batch: their keys are in the event, no need to ask order_status."""
         for _, event in events:
             if type(event).__name__ == "Opened" and type(event).__qualname__.startswith("Order."):
-                self._remember(str(event.originator_id), (event.app_id, event.out_trade_no))
+                self._remember(str(event.originator_id),
+                               OrderKey(event.app_id, event.out_trade_no, opened_merchant(event)))
 
-    def __call__(self, conn: sa.Connection, order_id: object) -> tuple[str, str]:
+    def __call__(self, conn: sa.Connection, order_id: object) -> OrderKey:
         key = str(order_id)
         if key not in self._known:
-            row = conn.execute(sa.select(order_status.c.app_id, order_status.c.out_trade_no)
-                               .where(order_status.c.order_id == key)).one()
-            self._remember(key, (row.app_id, row.out_trade_no))
+            t = order_status
+            row = conn.execute(sa.select(t.c.app_id, t.c.out_trade_no, t.c.auth_app_id)
+                               .where(t.c.order_id == key)).one()
+            self._remember(key, OrderKey(row.app_id, row.out_trade_no, row.auth_app_id))
         return self._known[key]
 
-    def _remember(self, key: str, keys: tuple[str, str]) -> None:
+    def _remember(self, key: str, keys: OrderKey) -> None:
         if len(self._known) >= self._size:
             self._known.clear()
         self._known[key] = keys

@@ -28,6 +28,7 @@ class Movement:
     day: date
     app_id: str
     out_trade_no: str
+    auth_app_id: str
 
 
 class _MoneyProjection:
@@ -44,8 +45,9 @@ class _MoneyProjection:
             found = ("refund", event.amount, event.gmt_refund)
         else:
             return None
-        app_id, out_trade_no = self.keys(conn, event.originator_id)
-        return Movement(found[0], found[1], cst_day(found[2], event.timestamp), app_id, out_trade_no)
+        key = self.keys(conn, event.originator_id)
+        return Movement(found[0], found[1], cst_day(found[2], event.timestamp), key.app_id, key.out_trade_no,
+                        key.auth_app_id)
 
 
 class DailyTotalsProjection(_MoneyProjection):
@@ -55,13 +57,13 @@ class DailyTotalsProjection(_MoneyProjection):
     def apply(self, conn: sa.Connection, events: Batch) -> None:
         # Totals only add up: a batch is summed per day and app first, then one bulk upsert of the rows touched.
         self.keys.learn(events)
-        sums: dict[tuple[date, str], dict[str, Any]] = {}
+        sums: dict[tuple[date, str, str], dict[str, Any]] = {}
         for _, event in events:
             moved = self.movement(conn, event)
             if moved is None:
                 continue
             paid, refunded = (moved.amount, ZERO) if moved.kind == "payment" else (ZERO, moved.amount)
-            row = sums.setdefault((moved.day, moved.app_id), {
+            row = sums.setdefault((moved.day, moved.app_id, moved.auth_app_id), {
                 "payments_count": 0, "payments_amount": ZERO, "refunds_count": 0, "refunds_amount": ZERO,
                 "net_amount": ZERO})
             row["payments_count"] += int(moved.kind == "payment")
@@ -69,9 +71,9 @@ class DailyTotalsProjection(_MoneyProjection):
             row["refunds_count"] += int(moved.kind == "refund")
             row["refunds_amount"] += refunded
             row["net_amount"] += paid - refunded
-        insert_many(conn, daily_totals, [{"day": day, "app_id": app_id, **amounts}
-                                         for (day, app_id), amounts in sums.items()],
-                    add_on_conflict=("day", "app_id"))
+        insert_many(conn, daily_totals, [{"day": day, "app_id": app_id, "auth_app_id": merchant, **amounts}
+                                         for (day, app_id, merchant), amounts in sums.items()],
+                    add_on_conflict=("day", "app_id", "auth_app_id"))
 
 
 class JournalProjection(_MoneyProjection):
@@ -89,7 +91,7 @@ class JournalProjection(_MoneyProjection):
             memo = (f"payment {event.trade_no}" if moved.kind == "payment"
                     else f"refund {event.out_biz_no or event.refund_key}")
             common = {"position": position, "day": moved.day, "app_id": moved.app_id,
-                      "out_trade_no": moved.out_trade_no, "memo": memo}
+                      "auth_app_id": moved.auth_app_id, "out_trade_no": moved.out_trade_no, "memo": memo}
             lines += [{**common, "line": 1, "account": debit, "amount": moved.amount},
                       {**common, "line": 2, "account": credit, "amount": -moved.amount}]
         insert_many(conn, journal_entries, lines)

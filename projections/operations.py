@@ -34,10 +34,10 @@ class DeliveriesProjection:
         change = outbox.change_of(type(event).__name__, event)
         if change is None:
             return None
-        app_id, out_trade_no = self.keys(conn, event.originator_id)
-        return {"order_id": str(event.originator_id), "change": change, "app_id": app_id,
-                "out_trade_no": out_trade_no, "state": outbox.PENDING, "attempts": 0, "last_error": "",
-                "updated_at": event.timestamp}
+        key = self.keys(conn, event.originator_id)
+        return {"order_id": str(event.originator_id), "change": change, "app_id": key.app_id,
+                "auth_app_id": key.auth_app_id, "out_trade_no": key.out_trade_no, "state": outbox.PENDING,
+                "attempts": 0, "last_error": "", "updated_at": event.timestamp}
 
     def _progress(self, conn: sa.Connection, event: Any) -> None:
         kind, order_id, at = type(event).__name__, str(event.originator_id), event.timestamp

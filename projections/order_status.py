@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.common import ZERO, Batch, alipay_time, insert_many
+from projections.common import ZERO, Batch, alipay_time, insert_many, opened_merchant
 from projections.tables import order_status as t
 
 # The status never goes backwards: PENDING < PAID < FINISHED < CLOSED, as the aggregate derives it.
@@ -26,7 +26,8 @@ def _raise_status(row: dict[str, Any], to: str) -> None:
 
 
 def _opened(position: int, e: Any) -> dict[str, Any]:
-    return {"id": position, "app_id": e.app_id, "out_trade_no": e.out_trade_no, "order_id": str(e.originator_id),
+    return {"id": position, "app_id": e.app_id, "auth_app_id": opened_merchant(e), "out_trade_no": e.out_trade_no,
+            "order_id": str(e.originator_id),
             "trade_no": None, "status": "PENDING", "registered": False, "registered_amount": None, "subject": "",
             "notified_amount": None, "paid_amount": None, "receipt_amount": None, "refunded_amount": ZERO,
             "amount_mismatch": False, "anomaly": False, "buyer_id": None, "seller_id": None, "gmt_payment": None,
@@ -82,7 +83,7 @@ class OrderStatusProjection:
             touched.add(order_id)
         insert_many(conn, t, [rows[order_id] for order_id in touched - old])
         if changed := [rows[order_id] for order_id in touched & old]:
-            keep = {"id", "order_id", "app_id", "out_trade_no"}
+            keep = {"id", "order_id", "app_id", "auth_app_id", "out_trade_no"}
             conn.execute(t.update().where(t.c.order_id == sa.bindparam("key_order_id")).values(
                 {c.name: sa.bindparam(f"new_{c.name}", type_=c.type) for c in t.columns if c.name not in keep}),
                 [{"key_order_id": row["order_id"], **{f"new_{k}": v for k, v in row.items() if k not in keep}}

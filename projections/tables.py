@@ -21,6 +21,7 @@ order_status = sa.Table(
     "order_status", metadata,
     sa.Column("id", ID, primary_key=True, autoincrement=False),  # the log position of the order's first event
     sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("auth_app_id", sa.String(ID_MAX), nullable=False),  # a service provider's merchant, or ""
     sa.Column("out_trade_no", sa.String(ID_MAX), nullable=False),
     sa.Column("order_id", sa.String(36), nullable=False),
     sa.Column("trade_no", sa.String(ID_MAX)),
@@ -42,7 +43,7 @@ order_status = sa.Table(
     sa.Column("callback_count", sa.Integer, nullable=False),
     sa.Column("last_version", sa.Integer, nullable=False),
     sa.Column("updated_at", UTC_TIME, nullable=False),
-    sa.UniqueConstraint("app_id", "out_trade_no", name="uq_order_status_order"),
+    sa.UniqueConstraint("app_id", "auth_app_id", "out_trade_no", name="uq_order_status_order"),
     sa.UniqueConstraint("order_id", name="uq_order_status_order_id"),
     sa.Index("ix_order_status_status_payment", "status", "gmt_payment"),
     sa.Index("ix_order_status_payment", "gmt_payment"),
@@ -53,6 +54,7 @@ callback_log = sa.Table(
     "callback_log", metadata,
     sa.Column("position", ID, primary_key=True, autoincrement=False),
     sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("auth_app_id", sa.String(ID_MAX), nullable=False),
     sa.Column("out_trade_no", sa.String(ID_MAX), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("notify_id", sa.String(NOTIFY_ID_MAX), nullable=False),
@@ -68,6 +70,7 @@ daily_totals = sa.Table(
     "daily_totals", metadata,
     sa.Column("day", sa.Date, primary_key=True),  # China Standard Time
     sa.Column("app_id", sa.String(APP_ID_MAX), primary_key=True),
+    sa.Column("auth_app_id", sa.String(ID_MAX), primary_key=True),  # each of a service provider's merchants
     sa.Column("payments_count", sa.Integer, nullable=False),
     sa.Column("payments_amount", TOTAL, nullable=False),
     sa.Column("refunds_count", sa.Integer, nullable=False),
@@ -82,6 +85,7 @@ journal_entries = sa.Table(
     sa.Column("line", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("day", sa.Date, nullable=False),
     sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("auth_app_id", sa.String(ID_MAX), nullable=False),
     sa.Column("out_trade_no", sa.String(ID_MAX), nullable=False),
     sa.Column("account", sa.String(32), nullable=False),
     sa.Column("amount", MONEY, nullable=False),  # debit positive, credit negative: an entry sums to zero
@@ -94,6 +98,7 @@ deliveries = sa.Table(
     sa.Column("order_id", sa.String(36), primary_key=True),
     sa.Column("change", sa.String(96), primary_key=True),  # payment, refund:<out_biz_no>, finished, closed
     sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("auth_app_id", sa.String(ID_MAX), nullable=False),
     sa.Column("out_trade_no", sa.String(ID_MAX), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),

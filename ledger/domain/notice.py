@@ -9,6 +9,13 @@ from ledger.domain.errors import InvalidRequest
 from ledger.domain.limits import check_notification
 from ledger.domain.money import optional_amount
 
+
+def merchant_of(app_id: str, auth_app_id: str) -> str:
+    """The merchant a service provider (ISV) acts for: its `auth_app_id`, where that differs from the app_id
+    (Alipay also sends an app's own id there); empty for an app's own trade."""
+    return auth_app_id if auth_app_id != app_id else ""
+
+
 PAID_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
 KNOWN_STATUSES = PAID_STATUSES | {"WAIT_BUYER_PAY", "TRADE_CLOSED"}
 
@@ -30,6 +37,7 @@ class TradeNotice:
     gmt_close: str
     buyer_id: str
     seller_id: str
+    auth_app_id: str = ""
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> TradeNotice:
@@ -58,11 +66,17 @@ class TradeNotice:
             gmt_close=params.get("gmt_close", ""),
             buyer_id=params.get("buyer_id", ""),
             seller_id=params.get("seller_id", ""),
+            auth_app_id=params.get("auth_app_id", ""),
         )
         if notice.implies_payment and notice.total_amount is None:
             raise InvalidRequest("a paid or refunded trade's notification has no total_amount",
                                  reason="missing_field")
         return notice
+
+    @property
+    def merchant(self) -> str:
+        """The merchant a service provider's (ISV) notification is for; empty for an app's own trade."""
+        return merchant_of(self.app_id, self.auth_app_id)
 
     @property
     def is_refund(self) -> bool:

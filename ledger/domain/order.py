@@ -1,4 +1,7 @@
-"""The Order aggregate: one stream per (app_id, out_trade_no), every callback and state change an event.
+"""The Order aggregate: one stream per (app_id, merchant, out_trade_no), every callback and state change an
+event. The merchant is the `auth_app_id` of a service provider's (ISV) notification, where it differs from
+the `app_id`: two merchants of one provider may use the same out_trade_no. For an app's own orders it is
+empty, and the stream id is what it always was.
 
 Public methods decide (comparisons, amounts, idempotency); private `@event` methods only record, because
 they run again on every replay. State changes are facts that happen at most once each (payment, finish,
@@ -18,7 +21,7 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger.domain import outbox
 from ledger.domain.errors import InvalidRequest, NothingToDo, OrderConflict
-from ledger.domain.notice import TradeNotice
+from ledger.domain.notice import TradeNotice, merchant_of
 
 ORDER_NAMESPACE = UUID("6f1c9c1e-3f0b-5d2a-9a57-3c2f1d0e8b41")
 ZERO = Decimal("0.00")
@@ -36,13 +39,16 @@ class Status(StrEnum):
 
 class Order(Aggregate):
     @staticmethod
-    def create_id(app_id: str, out_trade_no: str) -> UUID:
+    def create_id(app_id: str, out_trade_no: str, merchant: str = "") -> UUID:
+        if merchant_of(app_id, merchant):
+            return uuid5(ORDER_NAMESPACE, f"alipay-isv/{app_id}/{merchant}/{out_trade_no}")
         return uuid5(ORDER_NAMESPACE, f"alipay/{app_id}/{out_trade_no}")
 
     @event("Opened")
-    def __init__(self, app_id: str, out_trade_no: str) -> None:
+    def __init__(self, app_id: str, out_trade_no: str, merchant: str = "") -> None:
         self.app_id = app_id
         self.out_trade_no = out_trade_no
+        self.merchant = merchant_of(app_id, merchant)
         self.registered = False
         self.registered_amount: Decimal | None = None
         self.subject = ""
