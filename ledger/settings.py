@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -213,8 +214,8 @@ def _projections_mode(value: str, problems: list[str]) -> bool:
 
 
 def _positive(value: Any, key: str, problems: list[str]) -> Any:
-    if value is not None and value <= 0:
-        problems.append(f"LEDGER_{key} must be greater than zero")
+    if value is not None and not (0 < value < math.inf):  # NaN and inf fail too: every wait must end
+        problems.append(f"LEDGER_{key} must be a finite number greater than zero")
     return value
 
 

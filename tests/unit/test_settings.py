@@ -219,3 +219,17 @@ def test_serve_with_a_malformed_public_key_exits_before_serving_with_a_clear_mes
     assert "LEDGER_ALIPAY_PUBLIC_KEY" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "ledger.db").exists()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0"])
+def test_a_wait_or_limit_that_never_ends_or_is_not_positive_is_an_error(value: str) -> None:
+    for variable in ("LEDGER_DOWNSTREAM_TIMEOUT_SECONDS", "LEDGER_LOCK_TTL_SECONDS"):
+        with pytest.raises(SettingsError, match=variable):
+            Settings.from_env({variable: value})
+
+
+def test_the_copies_recorded_per_notification_are_a_setting() -> None:
+    assert Settings.from_env({}).max_copies == 20
+    assert Settings.from_env({"LEDGER_MAX_COPIES": "5"}).max_copies == 5
+    with pytest.raises(SettingsError, match="LEDGER_MAX_COPIES"):
+        Settings.from_env({"LEDGER_MAX_COPIES": "0"})
