@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -19,13 +20,17 @@ FINANCE_TOKEN, OPERATOR_TOKEN = "f-token-0123456789", "o-token-0123456789"  # gi
 
 
 class LedgerServer:
-    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+    """`max_files`: the process's descriptor limit (soft and hard), as a host's `ulimit -n` would set it."""
+
+    def __init__(self, env: dict[str, str], log: Path, *args: str, max_files: int | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ledger.cli", "serve", "--port", str(self.port), "--log-level", "warning", *args],
             env={"PATH": os.environ["PATH"], **env}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files)))
+            if max_files else None,
         )
 
     def wait_ready(self, seconds: float = 30) -> None:
@@ -40,9 +45,9 @@ class LedgerServer:
                 time.sleep(0.1)
         raise AssertionError(f"ledger serve not ready in {seconds} s:\n{self.log.read_text()}")
 
-    def notify(self, body: bytes) -> tuple[int, str]:
+    def notify(self, body: bytes, **headers: str) -> tuple[int, str]:
         request = urllib.request.Request(self.url + "/api/alipay/notify", data=body, method="POST",
-                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+                                         headers={"Content-Type": "application/x-www-form-urlencoded", **headers})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, response.read().decode()
