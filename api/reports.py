@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from api.csvstream import csv_chunks, csv_download
 from api.orders import positive_int
 from api.views import LedgerJSON
 from ledger.domain.errors import InvalidRequest
+from ledger.domain.limits import EARLIEST_YEAR, LATEST_YEAR
 from projections.common import CST
 from projections.queries import DAILY_COLUMNS, ORDER_COLUMNS, daily_report, iter_orders, list_orders, report_totals
 
@@ -104,7 +105,11 @@ def _moment(params: dict[str, str], name: str) -> datetime | None:
     except ValueError:
         raise InvalidRequest(f"{name} must be an ISO 8601 date or time such as 2026-11-21 or 2026-11-21T10:00:00"
                              "+08:00 (China Standard Time when it has no offset; send + as %2B)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=CST)
+    # Checked in its own zone, then moved to UTC: within these years that move (a day at most) cannot overflow.
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise InvalidRequest(f"{name} must lie in the years {EARLIEST_YEAR} to {LATEST_YEAR}, when Alipay pays, "
+                             f"not {params[name]!r}"[:200])
+    return (moment if moment.tzinfo else moment.replace(tzinfo=CST)).astimezone(UTC)
 
 
 def _day(params: dict[str, str], name: str) -> date:
