@@ -9,6 +9,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
+from api.bodies import BodyTooLarge, read_limited
 from api.floods import floods_count
 from ledger.alipay.form import MAX_BODY_BYTES
 from ledger.domain.errors import Rejected, RetryLater, UnknownOrder
@@ -16,23 +17,6 @@ from ledger.service import RecordCallback
 
 log = logging.getLogger(__name__)
 INVALID_ADDRESS = "invalid"  # stored for a peer that has no IP address, or claims a malformed one
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def notify(request: Request) -> PlainTextResponse:

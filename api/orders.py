@@ -7,13 +7,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from api.auth import require
+from api.bodies import BodyTooLarge, json_object, read_limited
 from api.views import LedgerJSON, event_view, order_view
 from ledger.domain.errors import InvalidRequest
-from ledger.domain.money import parse_amount
+from ledger.domain.limits import check_registration
 from ledger.service import RegisterOrder
 from projections.queries import order_row, reached
 
 READ_YOUR_WRITE_SECONDS = 5.0
+# Out_trade_no, amount and subject of Alipay's sizes fit in well under 1 KiB; 16 leaves room and no more.
+MAX_REGISTRATION_BYTES = 16 * 1024
 
 
 def app_id_of(request: Request, given: object) -> str:
@@ -28,21 +31,19 @@ def app_id_of(request: Request, given: object) -> str:
 async def register(request: Request) -> LedgerJSON:
     require(request, "merchant")
     try:
-        payload = await request.json()
-    except ValueError:
-        raise InvalidRequest("the body must be a JSON object") from None
-    if not isinstance(payload, dict):
-        raise InvalidRequest("the body must be a JSON object")
-    out_trade_no, amount = payload.get("out_trade_no"), payload.get("total_amount")
-    if not isinstance(out_trade_no, str) or not 0 < len(out_trade_no) <= 64:
+        body = await read_limited(request, MAX_REGISTRATION_BYTES)
+    except BodyTooLarge:
+        raise HTTPException(413, f"a registration is at most {MAX_REGISTRATION_BYTES} bytes") from None
+    payload = json_object(body)
+    out_trade_no, amount, subject = payload.get("out_trade_no"), payload.get("total_amount"), payload.get("subject", "")
+    if not isinstance(out_trade_no, str):
         raise InvalidRequest("out_trade_no must be a string of 1 to 64 characters")
     if not isinstance(amount, str):
         raise InvalidRequest('total_amount must be a string such as "88.00" (never a float)')
-    subject = payload.get("subject", "")
     if not isinstance(subject, str):
         raise InvalidRequest("subject must be a string")
-    cmd = RegisterOrder(app_id_of(request, payload.get("app_id")), out_trade_no,
-                        parse_amount(amount, field="total_amount"), subject)
+    total_amount = check_registration(out_trade_no, amount, subject)
+    cmd = RegisterOrder(app_id_of(request, payload.get("app_id")), out_trade_no, total_amount, subject)
     registered = await run_in_threadpool(request.app.state.ledger.service.register_order, cmd)
     return LedgerJSON({**order_view(registered.order), "position": registered.position},
                       status_code=201 if registered.newly else 200)
