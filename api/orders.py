@@ -1,4 +1,4 @@
-"""Order endpoints: registration by the merchant, the order's state, and its full history for auditors."""
+"""Order endpoints: registration by the merchant, the order's state, and its history, page by page, for auditors."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ from api.bodies import BodyTooLarge, json_object, read_limited
 from api.views import LedgerJSON, event_view, order_view
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.limits import check_registration
+from ledger.domain.order import Order
 from ledger.service import RegisterOrder
 from projections.queries import order_row, reached
 
 READ_YOUR_WRITE_SECONDS = 5.0
 # Out_trade_no, amount and subject of Alipay's sizes fit in well under 1 KiB; 16 leaves room and no more.
 MAX_REGISTRATION_BYTES = 16 * 1024
+# An order's version, as a database's int holds it: far beyond any stream, and below what SQLite can bind.
+MAX_VERSION = 2**31 - 1
+HISTORY_PAGE, MAX_HISTORY_PAGE = 100, 1000
 
 
 def app_id_of(request: Request, given: object) -> str:
@@ -68,34 +72,46 @@ async def show(request: Request) -> LedgerJSON:
 
 
 async def history(request: Request) -> LedgerJSON:
+    """The order's events by version, a page at a time: `?after_version=N` (0 by default) and `?limit=M` (100
+    by default, at most 1000); `next_after_version` continues, null on the last page. `?as_of_version=V` adds
+    the order as it was at version V."""
     require(request, "auditor", "operator")
-    app_id = app_id_of(request, request.query_params.get("app_id"))
-    events = await run_in_threadpool(request.app.state.ledger.service.history, app_id,
-                                     request.path_params["out_trade_no"])
-    if not events:
+    params, service = request.query_params, request.app.state.ledger.service
+    app_id, out_trade_no = app_id_of(request, params.get("app_id")), request.path_params["out_trade_no"]
+    after = positive_int(params.get("after_version", "0"), "after_version", least=0, most=MAX_VERSION)
+    limit = positive_int(params.get("limit", str(HISTORY_PAGE)), "limit", most=MAX_HISTORY_PAGE)
+    as_of = params.get("as_of_version")
+    as_of_version = None if as_of is None else positive_int(as_of, "as_of_version", most=MAX_VERSION)
+    # One event more than the page says whether another page follows, without counting the stream.
+    events = await run_in_threadpool(lambda: service.history(app_id, out_trade_no, after_version=after,
+                                                             limit=limit + 1))
+    # Past its last page an order answers an empty page; an order without events does not exist.
+    if not events and (not after or not await run_in_threadpool(lambda: service.history(app_id, out_trade_no,
+                                                                                        limit=1))):
         raise HTTPException(404, "no such order")
-    body = {"out_trade_no": request.path_params["out_trade_no"], "app_id": app_id,
-            "events": [event_view(e) for e in events]}
-    if "as_of_version" in request.query_params:
-        body["as_of"] = order_view(await _as_of(request, app_id))
+    page = events[:limit]
+    body = {"out_trade_no": out_trade_no, "app_id": app_id, "events": [event_view(e) for e in page],
+            "next_after_version": page[-1].originator_version if len(events) > limit else None}
+    if as_of_version is not None:
+        body["as_of"] = order_view(await _as_of(request, app_id, out_trade_no, as_of_version))
     return LedgerJSON(body)
 
 
-async def _as_of(request: Request, app_id: str):  # type: ignore[no-untyped-def]
-    version_text = request.query_params.get("as_of_version")
-    version = positive_int(version_text, "as_of_version") if version_text is not None else None
-    order = await run_in_threadpool(request.app.state.ledger.service.get_order, app_id,
-                                    request.path_params["out_trade_no"], version)
+async def _as_of(request: Request, app_id: str, out_trade_no: str, version: int) -> Order:
+    order: Order | None = await run_in_threadpool(request.app.state.ledger.service.get_order, app_id, out_trade_no,
+                                                  version)
     if order is None:
         raise HTTPException(404, "no such order")
-    if version is not None and order.version != version:
+    if order.version != version:
         raise HTTPException(404, f"the order has no version {version} (its latest is {order.version})")
     return order
 
 
-def positive_int(text: str, name: str, *, most: int | None = None) -> int:
-    # isdigit alone takes "²", which int() refuses: ASCII digits only.
-    if not (text.isascii() and text.isdigit()) or int(text) < 1 or (most is not None and int(text) > most):
+def positive_int(text: str, name: str, *, least: int = 1, most: int | None = None) -> int:
+    # isdigit alone takes "²", which int() refuses: ASCII digits only. At most 18 significant digits before
+    # int(), which spends time on a long one and refuses one of over 4,300 digits (a 500).
+    if (not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 18 or int(text) < least
+            or (most is not None and int(text) > most)):
         limit = f" up to {most}" if most else ""
-        raise InvalidRequest(f"{name} must be a whole number from 1{limit}")
+        raise InvalidRequest(f"{name} must be a whole number from {least}{limit}")
     return int(text)

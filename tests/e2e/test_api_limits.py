@@ -14,7 +14,8 @@ from starlette.testclient import TestClient
 
 from api.bodies import BodyTooLarge, read_limited
 from ledger.bootstrap import Ledger
-from tests.support.api import ApiContract, as_role, is_json_error, nothing_recorded, register
+from tests.support.alipay import SandboxAlipay
+from tests.support.api import ApiContract, as_role, history, is_json_error, nothing_recorded, notify, register
 
 LIMIT = 16 * 1024
 
@@ -110,6 +111,18 @@ class ApiLimitsContract(ApiContract):
         assert is_json_error(response, 400, "too_long"), response.text
         assert "subject" in response.json()["detail"]
         assert nothing_recorded(ledger, "SUBJ-1")
+
+    # -- versions --------------------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("name", ["as_of_version", "after_version"])
+    @pytest.mark.parametrize("version", ["2147483648", "99999999999999999999", "9" * 5000],
+                             ids=["2**31", "20-digits", "5000-digits"])
+    def test_a_version_beyond_any_stream_is_refused_not_a_500(self, client: TestClient, alipay: SandboxAlipay,
+                                                               name: str, version: str) -> None:
+        notify(client, alipay, "V-1")
+        response = history(client, "V-1", **{name: version})
+        assert is_json_error(response, 400, "invalid_request"), response.text
+        assert name in response.json()["detail"] and "2147483647" in response.json()["detail"]
 
 
 class TestApiLimitsOnSQLite(ApiLimitsContract):
