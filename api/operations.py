@@ -76,8 +76,9 @@ async def metrics(request: Request) -> Response:
 
 routes = [
     Route("/api/manual-queue", manual_queue, methods=["GET"]),
-    Route("/api/manual-queue/{out_trade_no}/retry", retry, methods=["POST"]),
-    Route("/api/manual-queue/{out_trade_no}/resolve", resolve, methods=["POST"]),
+    # Any out_trade_no, "/" included; the greedy match reads A/retry/retry as a retry of the order "A/retry".
+    Route("/api/manual-queue/{out_trade_no:path}/retry", retry, methods=["POST"]),
+    Route("/api/manual-queue/{out_trade_no:path}/resolve", resolve, methods=["POST"]),
     Route("/api/alerts", alert_counts, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
 ]
