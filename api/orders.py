@@ -61,8 +61,7 @@ async def show(request: Request) -> LedgerJSON:
     app_id = app_id_of(request, request.query_params.get("app_id"))
     wanted = request.query_params.get("min_position")
     position = positive_int(wanted, "min_position") if wanted is not None else 0
-    if position and not await run_in_threadpool(
-            lambda: reached(ledger.engine, position, timeout=READ_YOUR_WRITE_SECONDS)):
+    if position and not await reached(ledger.engine, position, timeout=READ_YOUR_WRITE_SECONDS):
         raise HTTPException(503, f"the read model has not reached position {wanted} yet; ask again",
                             headers={"Retry-After": "1"})
     row = await run_in_threadpool(order_row, ledger.engine, app_id, request.path_params["out_trade_no"])

@@ -12,8 +12,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 
+from ledger.domain.notice import merchant_of
 from projections.common import ZERO
 from projections.tables import daily_totals, order_status, projection_positions
 
@@ -86,22 +88,33 @@ def _read(value: Any) -> Any:
     return value
 
 
-def order_row(engine: sa.Engine, app_id: str, out_trade_no: str) -> dict[str, Any] | None:
+def order_row(engine: sa.Engine, app_id: str, out_trade_no: str, auth_app_id: str = "") -> dict[str, Any] | None:
+    """One order's row; `auth_app_id` names a service provider's merchant ("" for the app's own orders)."""
     query = sa.select(order_status).where(order_status.c.app_id == app_id,
+                                          order_status.c.auth_app_id == merchant_of(app_id, auth_app_id),
                                           order_status.c.out_trade_no == out_trade_no)
     with engine.connect() as conn:
         row = conn.execute(query).first()
     return None if row is None else dict(row._mapping)
 
 
-def reached(engine: sa.Engine, position: int, *, timeout: float, names: tuple[str, ...] = ("order_status",)) -> bool:
-    """Wait until the named projections have applied the log up to `position`; False on timeout."""
-    deadline = time.monotonic() + timeout
+def position_reached(engine: sa.Engine, position: int, names: tuple[str, ...] = ("order_status",)) -> bool:
+    """Whether the named projections have applied the log up to `position`: one short query."""
     query = sa.select(sa.func.min(projection_positions.c.position)).where(projection_positions.c.name.in_(names))
-    while True:
-        with engine.connect() as conn:
-            if (conn.execute(query).scalar() or 0) >= position:
-                return True
+    with engine.connect() as conn:
+        return (conn.execute(query).scalar() or 0) >= position
+
+
+async def reached(engine: sa.Engine, position: int, *, timeout: float,
+                  names: tuple[str, ...] = ("order_status",)) -> bool:
+    """Wait until the named projections have applied the log up to `position`; False on timeout.
+
+    Each check borrows a worker thread for one query only; between checks the waiter is a sleeping
+    coroutine, so however many clients wait, the thread pool stays free for everyone else."""
+    deadline, pause = time.monotonic() + timeout, 0.01
+    while not await anyio.to_thread.run_sync(position_reached, engine, position, names):
         if time.monotonic() >= deadline:
             return False
-        time.sleep(0.02)
+        await anyio.sleep(pause)
+        pause = min(pause * 2, 0.1)
+    return True
