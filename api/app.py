@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import health, notify, operations, orders, reports
-from api.deadlines import ReadDeadline
+from api.deadlines import QuietTimeouts
 from api.floods import RefusalFloods
 from api.views import LedgerJSON
 from ledger.bootstrap import Ledger
@@ -66,8 +66,8 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, refusal_thread
             Route("/readyz", health.readyz, methods=["GET"]),
         ],
         exception_handlers={LedgerError: ledger_error, HTTPException: http_error},
-        # A body that has not all arrived by the request's deadline is answered 408 (api/deadlines.py).
-        middleware=[Middleware(ReadDeadline, seconds=ledger.settings.request_read_seconds)],
+        # A request that `ledger serve` cut off at its deadline ends quietly (api/deadlines.py).
+        middleware=[Middleware(QuietTimeouts)],
         lifespan=lifespan,
     )
     app.state.ledger = ledger
