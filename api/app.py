@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import health, notify, operations, orders, reports
+from api import health, notify, operations, orders, parking, quarantine, reports
 from api.deadlines import QuietTimeouts
 from api.floods import RefusalFloods
 from api.views import LedgerJSON
@@ -60,6 +60,8 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, refusal_thread
             Route("/api/orders/{out_trade_no:path}", orders.show, methods=["GET"]),
             *reports.routes,
             *operations.routes,
+            *parking.routes,
+            *quarantine.routes,
             Route("/api/rejected-callbacks", health.rejected, methods=["GET"]),
             Route("/api/projections", health.projections, methods=["GET"]),
             Route("/healthz", health.healthz, methods=["GET"]),

@@ -5,15 +5,19 @@ from __future__ import annotations
 import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from api.auth import require
-from api.orders import app_id_of
+from api.bodies import BodyTooLarge, json_object, read_limited
+from api.orders import app_id_of, merchant_of_request
 from api.views import LedgerJSON
 from ledger.domain.errors import InvalidRequest
 from projections.tables import alerts, deliveries
+
+MAX_ACTION_BYTES = 16 * 1024  # a note and the order's keys
 
 
 def manual_queue_rows(engine: sa.Engine) -> list[dict[str, object]]:
@@ -32,17 +36,19 @@ async def manual_queue(request: Request) -> LedgerJSON:
 async def _act(request: Request, action: str) -> LedgerJSON:
     who = require(request, "operator").who  # "operator alice": the token's role and name
     try:
-        payload = await request.json() if await request.body() else {}
-    except ValueError:
-        raise InvalidRequest("the body must be a JSON object") from None
-    note = payload.get("note", "") if isinstance(payload, dict) else None
+        body = await read_limited(request, MAX_ACTION_BYTES)
+    except BodyTooLarge:
+        raise HTTPException(413, f"an operator's request is at most {MAX_ACTION_BYTES} bytes") from None
+    payload = json_object(body) if body else {}
+    note = payload.get("note", "")
     if not isinstance(note, str):
         raise InvalidRequest('give {"note": "..."}: why the order is retried or resolved')
-    app_id = app_id_of(request, payload.get("app_id") if isinstance(payload, dict) else None)
+    app_id = app_id_of(request, payload.get("app_id"))
+    merchant = merchant_of_request(app_id, payload.get("auth_app_id"))
     service = request.app.state.ledger.service
     method = service.manual_retry if action == "retry" else service.resolve
     changes = await run_in_threadpool(lambda: method(app_id, request.path_params["out_trade_no"],
-                                                     who=f"{who} via API", note=note))
+                                                     who=f"{who} via API", note=note, merchant=merchant))
     return LedgerJSON({"out_trade_no": request.path_params["out_trade_no"], "action": action, "changes": changes})
 
 

@@ -10,7 +10,8 @@ from api.auth import require
 from api.bodies import BodyTooLarge, json_object, read_limited
 from api.views import LedgerJSON, event_view, order_view
 from ledger.domain.errors import InvalidRequest
-from ledger.domain.limits import check_registration
+from ledger.domain.limits import ID_MAX, check_registration, check_text
+from ledger.domain.notice import merchant_of
 from ledger.domain.order import Order
 from ledger.service import RegisterOrder
 from projections.queries import order_row, reached
@@ -32,6 +33,15 @@ def app_id_of(request: Request, given: object) -> str:
     return given
 
 
+def merchant_of_request(app_id: str, given: object) -> str:
+    """A service provider's merchant (`auth_app_id`, ISV mode) named by the caller; "" for the app's own orders."""
+    if given is None:
+        return ""
+    if not isinstance(given, str):
+        raise InvalidRequest("auth_app_id must be a string")
+    return merchant_of(app_id, check_text(given, field="auth_app_id", most=ID_MAX))
+
+
 async def register(request: Request) -> LedgerJSON:
     require(request, "merchant")
     try:
@@ -47,7 +57,9 @@ async def register(request: Request) -> LedgerJSON:
     if not isinstance(subject, str):
         raise InvalidRequest("subject must be a string")
     total_amount = check_registration(out_trade_no, amount, subject)
-    cmd = RegisterOrder(app_id_of(request, payload.get("app_id")), out_trade_no, total_amount, subject)
+    app_id = app_id_of(request, payload.get("app_id"))
+    cmd = RegisterOrder(app_id, out_trade_no, total_amount, subject,
+                        merchant=merchant_of_request(app_id, payload.get("auth_app_id")))
     registered = await run_in_threadpool(request.app.state.ledger.service.register_order, cmd)
     return LedgerJSON({**order_view(registered.order), "position": registered.position},
                       status_code=201 if registered.newly else 200)
@@ -59,12 +71,13 @@ async def show(request: Request) -> LedgerJSON:
     require(request, "merchant", "finance", "auditor", "operator")
     ledger = request.app.state.ledger
     app_id = app_id_of(request, request.query_params.get("app_id"))
+    merchant = merchant_of_request(app_id, request.query_params.get("auth_app_id"))
     wanted = request.query_params.get("min_position")
     position = positive_int(wanted, "min_position") if wanted is not None else 0
     if position and not await reached(ledger.engine, position, timeout=READ_YOUR_WRITE_SECONDS):
         raise HTTPException(503, f"the read model has not reached position {wanted} yet; ask again",
                             headers={"Retry-After": "1"})
-    row = await run_in_threadpool(order_row, ledger.engine, app_id, request.path_params["out_trade_no"])
+    row = await run_in_threadpool(order_row, ledger.engine, app_id, request.path_params["out_trade_no"], merchant)
     if row is None:
         raise HTTPException(404, "no such order in the read model")
     return LedgerJSON(row)
@@ -77,28 +90,30 @@ async def history(request: Request) -> LedgerJSON:
     require(request, "auditor", "operator")
     params, service = request.query_params, request.app.state.ledger.service
     app_id, out_trade_no = app_id_of(request, params.get("app_id")), request.path_params["out_trade_no"]
+    merchant = merchant_of_request(app_id, params.get("auth_app_id"))
     after = positive_int(params.get("after_version", "0"), "after_version", least=0, most=MAX_VERSION)
     limit = positive_int(params.get("limit", str(HISTORY_PAGE)), "limit", most=MAX_HISTORY_PAGE)
     as_of = params.get("as_of_version")
     as_of_version = None if as_of is None else positive_int(as_of, "as_of_version", most=MAX_VERSION)
     # One event more than the page says whether another page follows, without counting the stream.
     events = await run_in_threadpool(lambda: service.history(app_id, out_trade_no, after_version=after,
-                                                             limit=limit + 1))
+                                                             limit=limit + 1, merchant=merchant))
     # Past its last page an order answers an empty page; an order without events does not exist.
-    if not events and (not after or not await run_in_threadpool(lambda: service.history(app_id, out_trade_no,
-                                                                                        limit=1))):
+    if not events and (not after or not await run_in_threadpool(
+            lambda: service.history(app_id, out_trade_no, limit=1, merchant=merchant))):
         raise HTTPException(404, "no such order")
     page = events[:limit]
-    body = {"out_trade_no": out_trade_no, "app_id": app_id, "events": [event_view(e) for e in page],
+    body = {"out_trade_no": out_trade_no, "app_id": app_id, "auth_app_id": merchant,
+            "events": [event_view(e) for e in page],
             "next_after_version": page[-1].originator_version if len(events) > limit else None}
     if as_of_version is not None:
-        body["as_of"] = order_view(await _as_of(request, app_id, out_trade_no, as_of_version))
+        body["as_of"] = order_view(await _as_of(request, app_id, out_trade_no, as_of_version, merchant))
     return LedgerJSON(body)
 
 
-async def _as_of(request: Request, app_id: str, out_trade_no: str, version: int) -> Order:
-    order: Order | None = await run_in_threadpool(request.app.state.ledger.service.get_order, app_id, out_trade_no,
-                                                  version)
+async def _as_of(request: Request, app_id: str, out_trade_no: str, version: int, merchant: str) -> Order:
+    order: Order | None = await run_in_threadpool(lambda: request.app.state.ledger.service.get_order(
+        app_id, out_trade_no, version, merchant=merchant))
     if order is None:
         raise HTTPException(404, "no such order")
     if order.version != version:

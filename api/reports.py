@@ -20,20 +20,21 @@ from api.csvstream import csv_chunks, csv_download
 from api.orders import positive_int
 from api.views import LedgerJSON
 from ledger.domain.errors import InvalidRequest
-from ledger.domain.limits import EARLIEST_YEAR, LATEST_YEAR
+from ledger.domain.limits import EARLIEST_YEAR, ID_MAX, LATEST_YEAR, check_text
 from projections.common import CST
 from projections.queries import DAILY_COLUMNS, ORDER_COLUMNS, daily_report, iter_orders, list_orders, report_totals
 
 STATUSES = ("PENDING", "PAID", "FINISHED", "CLOSED")
 MAX_LIMIT, MAX_DAYS = 1000, 366
-_ORDER_PARAMS = {"status", "paid_from", "paid_to", "app_id", "limit", "cursor", "format"}
-_DAILY_PARAMS = {"from", "to", "app_id", "format"}
+_ORDER_PARAMS = {"status", "paid_from", "paid_to", "app_id", "auth_app_id", "limit", "cursor", "format"}
+_DAILY_PARAMS = {"from", "to", "app_id", "auth_app_id", "format"}
 
 
 async def orders(request: Request) -> Response:
     require(request, "finance", "operator")
     params = _params(request, _ORDER_PARAMS)
     filters: dict[str, Any] = {"statuses": _statuses(params.get("status")), "app_id": _app_id(params),
+                               "auth_app_id": _auth_app_id(params),
                                "paid_from": _moment(params, "paid_from"), "paid_to": _moment(params, "paid_to")}
     if filters["paid_from"] and filters["paid_to"] and filters["paid_to"] <= filters["paid_from"]:
         raise InvalidRequest("paid_to must be later than paid_from (paid_from is inclusive, paid_to exclusive)")
@@ -55,7 +56,8 @@ async def daily(request: Request) -> Response:
         raise InvalidRequest("from must not be after to")
     if (day_to - day_from).days >= MAX_DAYS:
         raise InvalidRequest(f"the report covers at most {MAX_DAYS} days")
-    days = await run_in_threadpool(daily_report, _engine(request), day_from=day_from, day_to=day_to, app_id=app_id)
+    days = await run_in_threadpool(lambda: daily_report(_engine(request), day_from=day_from, day_to=day_to,
+                                                        app_id=app_id, auth_app_id=_auth_app_id(params)))
     totals = report_totals(days)
     if csv:
         rows = [*days, {"day": "TOTAL", "app_id": app_id, **totals}]
@@ -123,6 +125,13 @@ def _app_id(params: dict[str, str]) -> str | None:
     if "app_id" in params and not 0 < len(params["app_id"]) <= 32:
         raise InvalidRequest("app_id must be 1 to 32 characters")
     return params.get("app_id")
+
+
+def _auth_app_id(params: dict[str, str]) -> str | None:
+    """A service provider's merchant; `auth_app_id=` (empty) selects the apps' own orders."""
+    if "auth_app_id" in params:
+        check_text(params["auth_app_id"], field="auth_app_id", most=ID_MAX)
+    return params.get("auth_app_id")
 
 
 def _is_csv(params: dict[str, str]) -> bool:

@@ -31,7 +31,8 @@ class LedgerJSON(JSONResponse):
 def order_view(order: Order) -> dict[str, Any]:
     payment = order.payment or {}
     return {
-        "order_id": order.id, "app_id": order.app_id, "out_trade_no": order.out_trade_no,
+        "order_id": order.id, "app_id": order.app_id, "auth_app_id": order.merchant,
+        "out_trade_no": order.out_trade_no,
         "status": order.status.value, "registered": order.registered,
         "registered_amount": order.registered_amount, "subject": order.subject,
         "trade_no": payment.get("trade_no"), "paid_amount": payment.get("total_amount"),

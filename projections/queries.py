@@ -25,8 +25,8 @@ TOTALLED = ("payments_count", "payments_amount", "refunds_count", "refunds_amoun
 
 
 def list_orders(engine: sa.Engine, *, statuses: Sequence[str] = (), paid_from: datetime | None = None,
-                paid_to: datetime | None = None, app_id: str | None = None, after_id: int | None = None,
-                limit: int) -> list[dict[str, Any]]:
+                paid_to: datetime | None = None, app_id: str | None = None, auth_app_id: str | None = None,
+                after_id: int | None = None, limit: int) -> list[dict[str, Any]]:
     """One page of order_status rows by ascending id, after `after_id`; paid_from inclusive, paid_to exclusive."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
@@ -38,6 +38,8 @@ def list_orders(engine: sa.Engine, *, statuses: Sequence[str] = (), paid_from: d
         where.append(t.c.gmt_payment < _aware(paid_to, "paid_to"))
     if app_id is not None:
         where.append(t.c.app_id == app_id)
+    if auth_app_id is not None:
+        where.append(t.c.auth_app_id == auth_app_id)
     if after_id is not None:
         where.append(t.c.id > after_id)
     query = sa.select(t).where(*where).order_by(t.c.id).limit(limit)
@@ -47,27 +49,30 @@ def list_orders(engine: sa.Engine, *, statuses: Sequence[str] = (), paid_from: d
 
 
 def iter_orders(engine: sa.Engine, *, statuses: Sequence[str] = (), paid_from: datetime | None = None,
-                paid_to: datetime | None = None, app_id: str | None = None, after_id: int | None = None,
-                page: int = 1000) -> Iterator[dict[str, Any]]:
+                paid_to: datetime | None = None, app_id: str | None = None, auth_app_id: str | None = None,
+                after_id: int | None = None, page: int = 1000) -> Iterator[dict[str, Any]]:
     """Every matching row, read `page` rows at a time by keyset; no connection is held between pages."""
     while True:
         rows = list_orders(engine, statuses=statuses, paid_from=paid_from, paid_to=paid_to, app_id=app_id,
-                           after_id=after_id, limit=page)
+                           auth_app_id=auth_app_id, after_id=after_id, limit=page)
         yield from rows
         if len(rows) < page:
             return
         after_id = rows[-1]["id"]
 
 
-def daily_report(engine: sa.Engine, *, day_from: date, day_to: date,
-                 app_id: str | None = None) -> list[dict[str, Any]]:
-    """daily_totals rows from day_from to day_to, both inclusive (China Standard Time days), by day then app."""
+def daily_report(engine: sa.Engine, *, day_from: date, day_to: date, app_id: str | None = None,
+                 auth_app_id: str | None = None) -> list[dict[str, Any]]:
+    """daily_totals rows from day_from to day_to, both inclusive (China Standard Time days), by day, app and
+    merchant (a service provider's; "" for the app's own)."""
     t = daily_totals
     where: list[sa.ColumnElement[bool]] = [t.c.day >= day_from, t.c.day <= day_to]
     if app_id is not None:
         where.append(t.c.app_id == app_id)
+    if auth_app_id is not None:
+        where.append(t.c.auth_app_id == auth_app_id)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(t).where(*where).order_by(t.c.day, t.c.app_id)).mappings().all()
+        rows = conn.execute(sa.select(t).where(*where).order_by(t.c.day, t.c.app_id, t.c.auth_app_id)).mappings().all()
     return [dict(row) for row in rows]
 
 
