@@ -68,7 +68,8 @@ def declare(broker: dramatiq.Broker, ledger: Any) -> Actors:
 
 class Sweeper:
     """Every few seconds: re-send deliveries that are overdue (their message was lost), wake the alert
-    sender while alerts wait, and raise an alert for a projection that stopped moving."""
+    sender while alerts wait, raise an alert for a projection that stopped moving, and send the alerts about
+    the read side itself that are still waiting (itself, without the broker or the table: see ledger.alerting)."""
 
     def __init__(self, ledger: Any, *, every: float, grace: timedelta) -> None:
         self.ledger, self.every, self.grace = ledger, every, grace
@@ -102,6 +103,8 @@ class Sweeper:
         if waiting and self.ledger.alerting.robots:
             self.ledger.actors.send_alerts.send()
         self._check_projections(now)
+        if self.ledger.alerting.robots:
+            self.ledger.alerting.send_read_side()  # never raises: what waits goes on waiting
         return len(due)
 
     def _check_projections(self, now: datetime) -> None:
@@ -112,9 +115,10 @@ class Sweeper:
             if position != last or position >= head:
                 self._seen[name] = (position, now)
             elif now - since >= stall:
+                # Not sent one by one: the sweep sends them all in one message next.
                 self.ledger.alerting.raise_alert("projection_stalled", name,
                                                  f"{name} has stayed at {position} for {now - since}, "
-                                                 f"{head - position} events behind")
+                                                 f"{head - position} events behind", send=False)
 
     def _run(self) -> None:
         while not self.stopping.wait(self.every):

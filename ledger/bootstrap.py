@@ -125,11 +125,14 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     if engine is not None:
         dispatcher = Dispatcher(deliver=actors.deliver.send if ledger.delivery else None,
                                 wake_alerts=actors.send_alerts.send, raise_alert=alerting.raise_alert)
-        ledger.runner = ProjectionRunner(store, engine, [*all_projections(), dispatcher], on_parked=lambda stream, at, exc:
-                                         alerting.raise_alert("projection_parked", stream, (
-                                             f"the read side holds back stream {stream} from position {at} "
-                                             f"({type(exc).__name__}); every other stream goes on. List and "
-                                             "re-apply: ledger projections parked / unpark")))
+
+        def on_parked(stream: str, at: int, exc: BaseException) -> None:
+            # Through the alert thread: the runner neither fails nor waits on recording (and sending) it.
+            alerting.later.put("projection_parked", stream,
+                               f"the read side holds back stream {stream} from position {at} ({type(exc).__name__}); "
+                               "every other stream goes on. List and re-apply: ledger projections parked / unpark")
+
+        ledger.runner = ProjectionRunner(store, engine, [*all_projections(), dispatcher], on_parked=on_parked)
     closers.append(broker.close)
     return ledger
 
