@@ -19,6 +19,7 @@ from ledger.bootstrap import Ledger
 from ledger.domain.errors import RetryLater
 from tests.integration.test_intake import kinds, record, ref
 from tests.integration.test_locks import wait_until
+from tests.support.alerts import wait_until_recorded
 from tests.support.alipay import SandboxAlipay
 from tests.support.serving_loop import Driver, ServingLoop
 
@@ -196,12 +197,3 @@ async def _longest_stall_while(work: Awaitable[T], *, every: float = 0.01, after
     done.set()
     await ticker
     return result, longest
-
-
-def wait_until_recorded(ledger: Ledger, seconds: float = 30.0) -> None:
-    """Until every alert handed to the alert thread is in the event store (the pool reconnects with backoff)."""
-    assert ledger.alerting is not None
-    deadline = time.monotonic() + seconds
-    while ledger.alerting.later.pending:
-        assert time.monotonic() < deadline, "the alert was not recorded in time"
-        time.sleep(0.05)

@@ -21,6 +21,7 @@ from projections.common import Batch
 from projections.queries import order_row
 from projections.runner import MAX_TRIES
 from projections.tables import alerts
+from tests.support.alerts import wait_until_recorded
 from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.notices import notification
 
@@ -94,6 +95,7 @@ class ParkingContract:
             assert row is not None and row["status"] == "PAID"
         positions = ledger.runner.positions()
         assert len(set(positions.values())) == 1  # every projection, the dispatcher too, passed it
+        wait_until_recorded(ledger)  # the alert is recorded by the alert thread: the runner never waits for it
         ledger.runner.catch_up()
         assert "projection_parked" in kinds_of_alerts(ledger)
 
