@@ -37,7 +37,12 @@ async def notify(request: Request) -> PlainTextResponse:
             # Over its source's rate: no rejected-log row, no log line of its own (they are summed up).
             counted.labels("throttled").inc()
             return PlainTextResponse("fail", status_code=429)
-        await anyio.to_thread.run_sync(service.refuse, cmd, exc, limiter=request.app.state.refusal_limiter)
+        try:
+            await anyio.to_thread.run_sync(service.refuse, cmd, exc, limiter=request.app.state.refusal_limiter)
+        except RetryLater as unkept:  # a verified notification that could not be kept in quarantine
+            counted.labels(unkept.reason).inc()
+            log.warning("notification not kept, Alipay will retry: %s", unkept)
+            return PlainTextResponse("fail", status_code=503, headers={"Retry-After": "60"})
         counted.labels(exc.reason).inc()
         if isinstance(exc, Rejected):
             return PlainTextResponse("fail", status_code=400)

@@ -43,3 +43,22 @@ def test_operators_list_parked_streams_and_reapply_one(make_ledger: Callable[...
         assert still.status_code == 409 and "OverflowError" in still.json()["detail"]
         assert client.post(f"/api/projections/parked/{uuid.uuid4()}/reapply", headers=OPERATOR).status_code == 404
         assert client.get("/api/projections/parked", headers=FINANCE).status_code == 403
+
+
+class BrokenQuarantine:
+    def keep(self, item: object) -> bool:
+        raise OSError("the disk is gone")
+
+    def latest(self, limit: int = 100) -> list[dict[str, object]]:
+        return []
+
+
+def test_an_unbookable_notification_that_cannot_be_kept_is_answered_503_fail_so_alipay_sends_it_again(
+        make_ledger: Callable[..., Ledger], sqlite_url: str, alipay: SandboxAlipay) -> None:
+    ledger = make_ledger(sqlite_url, LEDGER_API_TOKENS=TOKENS)
+    ledger.service.quarantine = BrokenQuarantine()
+    body = encode_form(alipay.params(f"Q{uuid.uuid4().hex[:8]}", total_amount="9999999999999.99"))
+    with TestClient(create_app(ledger, close_on_shutdown=False)) as client:
+        answer = client.post("/api/alipay/notify", content=body,
+                             headers={"content-type": "application/x-www-form-urlencoded"})
+    assert (answer.status_code, answer.text) == (503, "fail")
