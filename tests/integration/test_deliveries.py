@@ -22,15 +22,7 @@ from tests.integration.test_intake import kinds
 from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.merchant import SECRET, FakeMerchant
 from tests.support.robots import ROBOT_SECRET, FakeDingTalk
-
-
-def wait_until(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+from tests.support.waiting import wait_until
 
 
 def key_of(out_trade_no: str, change: str = "payment") -> str:

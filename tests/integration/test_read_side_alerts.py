@@ -25,10 +25,10 @@ from tests.support.read_side import (
     stalled_told,
     sweeping,
     told,
-    wait_until,
     working,
 )
 from tests.support.robots import FakeDingTalk
+from tests.support.waiting import wait_until
 
 
 def ref() -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -29,13 +28,6 @@ def robot_env(robot: FakeDingTalk) -> dict[str, str]:
             "LEDGER_PROJECTION_STALL_SECONDS": str(STALL_SECONDS)}
 
 
-def wait_until(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @contextlib.contextmanager
