@@ -72,7 +72,7 @@ class SqlRejectionLog:
             self._insert(rejection)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("could not record a rejected callback whole (%s): %s", rejection.reason, type(exc).__name__)
-            minimal = Rejection(rejection.received_at, "unknown", rejection.reason,
+            minimal = Rejection(rejection.received_at, "unknown", printable(rejection.reason)[:64],
                                 f"the full row could not be stored ({type(exc).__name__})", "")
             try:
                 self._insert(minimal)

@@ -107,20 +107,22 @@ class ProjectionRunner:
 
     def _apply_tabled(self, conn: sa.Connection, tabled: list[Projection], events: Batch, current: dict[str, int],
                       start: int) -> dict[str, tuple[int, BaseException]]:
-        """The batch in bulk; after `max_tries` failures in a row of the same batch, stream by stream, parking
-        the streams that fail. Returns what was parked."""
-        try:
-            with conn.begin_nested():
-                for projection in tabled:
-                    if mine := [(pos, e) for pos, e in events if pos > current[projection.name]]:
-                        projection.apply(conn, mine)
-        except Exception:
-            failures = self._failed[1] + 1 if self._failed[0] == start else 1
-            self._failed = (start, failures)
-            if failures < self.max_tries:
-                raise  # perhaps the database: the follower tries again
+        """The batch in bulk; its last try after `max_tries - 1` failures in a row goes stream by stream,
+        parking the streams that fail. Returns what was parked. (The bulk path takes no savepoint: a failure
+        rolls the whole step back, and the follower tries again.)"""
+        failures = self._failed[1] if self._failed[0] == start else 0
+        if failures >= self.max_tries - 1:
             log.warning("a projections step failed %d times: applying it stream by stream", failures)
-            return parking.apply_stream_by_stream(conn, tabled, events, current)
+            parked = parking.apply_stream_by_stream(conn, tabled, events, current)
+            self._failed = (-1, 0)
+            return parked
+        try:
+            for projection in tabled:
+                if mine := [(pos, e) for pos, e in events if pos > current[projection.name]]:
+                    projection.apply(conn, mine)
+        except Exception:
+            self._failed = (start, failures + 1)
+            raise  # perhaps the database: the follower tries again
         self._failed = (-1, 0)
         return {}
 
