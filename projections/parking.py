@@ -9,6 +9,7 @@ holds the projections' positions, so no step runs meanwhile, and the stream is l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -45,21 +46,46 @@ def listing(engine: sa.Engine) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def park(conn: sa.Connection, stream_id: str, position: int, error: BaseException) -> None:
+Parked = dict[str, tuple[int, BaseException]]  # stream id -> (its first held-back position, the error)
+
+
+def park(conn: sa.Connection, stream_id: str, position: int, error: BaseException, current: dict[str, int]) -> None:
+    """Hold the stream back from `position` on; `current` is where each projection stood, so re-applying gives
+    each projection only what it has not applied yet."""
     text = f"{type(error).__name__}: {error}"[:ERROR_MAX]
     conn.execute(parked_streams.insert().values(stream_id=stream_id, position=position, error=text,
-                                                parked_at=datetime.now(UTC)))
+                                                positions=json.dumps(current), parked_at=datetime.now(UTC)))
+
+
+def decoded(store: Any, notifications: Sequence[Any], held: set[str]) -> tuple[Batch, Parked]:
+    """The batch's events of streams not held back, and the streams with an event that does not decode (a class
+    renamed, an upcast missing): those are to be parked, as a projection's failure would park them."""
+    events: Batch = []
+    undecodable: Parked = {}
+    for n in notifications:
+        stream_id = str(n.originator_id)
+        if stream_id in held or stream_id in undecodable:
+            continue
+        try:
+            events.append((n.id, store.mapper.to_domain_event(n)))
+        except Exception as exc:
+            undecodable[stream_id] = (n.id, exc)
+    return [(pos, e) for pos, e in events if str(e.originator_id) not in undecodable], undecodable
 
 
 def apply_stream_by_stream(conn: sa.Connection, projections: Sequence[Applies], events: Batch,
-                           current: dict[str, int]) -> dict[str, tuple[int, BaseException]]:
-    """Apply `events` one stream at a time, each stream in a savepoint; park the streams that fail.
-    Returns what was parked: stream id -> (its first position in the batch, the error)."""
+                           current: dict[str, int]) -> Parked:
+    """Apply `events` one stream at a time, each stream in a savepoint; park the streams that fail, from their
+    first event that a projection had not applied yet. Returns what was parked."""
     streams: dict[str, Batch] = {}
     for position, event in events:
         streams.setdefault(str(event.originator_id), []).append((position, event))
-    parked: dict[str, tuple[int, BaseException]] = {}
+    ours = {p.name: current[p.name] for p in projections}
+    lowest = min(ours.values(), default=0)
+    parked: Parked = {}
     for stream_id, mine in streams.items():
+        if not (pending := [pos for pos, _ in mine if pos > lowest]):
+            continue  # every projection here has it (the batch began lower, for a projection without tables)
         try:
             with conn.begin_nested():
                 for projection in projections:
@@ -68,16 +94,16 @@ def apply_stream_by_stream(conn: sa.Connection, projections: Sequence[Applies], 
         except Exception as exc:  # this stream's events, not the others'
             if lost_connection(exc):
                 raise  # the database, not the stream: nothing is parked, the step is tried again
-            park(conn, stream_id, mine[0][0], exc)
-            parked[stream_id] = (mine[0][0], exc)
+            park(conn, stream_id, pending[0], exc, ours)
+            parked[stream_id] = (pending[0], exc)
     return parked
 
 
 def reapply(engine: sa.Engine, store: Any, projections: Sequence[Applies], stream_id: str,
-            *, batch_size: int = 500) -> int:
-    """Apply a parked stream's held-back events to every projection with tables, then let it go; the number of
-    events applied. Raises LookupError when the stream is not parked, and the projection's own error when it
-    still fails (the stream stays parked, with the new error)."""
+            *, batch_size: int = 500) -> Batch:
+    """Apply a parked stream's held-back events to every projection with tables, then let it go; returns those
+    events. Raises LookupError when the stream is not parked, and the projection's own error when it still
+    fails (the stream stays parked, with the new error)."""
     with engine.begin() as conn:
         row = conn.execute(sa.select(parked_streams).where(parked_streams.c.stream_id == stream_id)
                            .with_for_update()).first()
@@ -89,13 +115,16 @@ def reapply(engine: sa.Engine, store: Any, projections: Sequence[Applies], strea
             projection_positions.update().where(projection_positions.c.name.in_(names))
             .values(updated_at=datetime.now(UTC)).returning(projection_positions.c.name,
                                                             projection_positions.c.position))}
-        mine = _events_of(store, stream_id, after=row.position - 1, upto=max(current.values(), default=0),
-                          batch_size=batch_size)
+        before = {name: int(at) for name, at in json.loads(row.positions or "{}").items()}
         failed: Exception | None = None
+        mine: Batch = []
         try:
+            mine = _events_of(store, stream_id, after=row.position - 1, upto=max(current.values(), default=0),
+                              batch_size=batch_size)
             with conn.begin_nested():
                 for projection in projections:
-                    if due := [(pos, e) for pos, e in mine if pos <= current[projection.name]]:
+                    done = before.get(projection.name, row.position - 1)  # applied before it was parked
+                    if due := [(pos, e) for pos, e in mine if done < pos <= current[projection.name]]:
                         projection.apply(conn, due)
         except Exception as exc:  # still failing: it stays parked, with what it says now
             failed = exc
@@ -105,7 +134,7 @@ def reapply(engine: sa.Engine, store: Any, projections: Sequence[Applies], strea
             conn.execute(parked_streams.delete().where(parked_streams.c.stream_id == stream_id))
     if failed is not None:
         raise failed
-    return len(mine)
+    return mine
 
 
 def _events_of(store: Any, stream_id: str, *, after: int, upto: int, batch_size: int) -> Batch:

@@ -81,8 +81,11 @@ class ProjectionRunner:
             current = self._claim(conn)  # what another runner did meanwhile shows here: its events are skipped
             held = parking.held(conn)
             # A parked stream's events wait with it (the position still passes them: re-applying reads them).
-            events = [(n.id, self.store.mapper.to_domain_event(n)) for n in batch if str(n.originator_id) not in held]
-            parked = self._apply_tabled(conn, tabled, events, current, start)
+            events, parked = parking.decoded(self.store, batch, held)
+            ours = {p.name: current[p.name] for p in tabled}
+            for stream_id, (position, error) in parked.items():
+                parking.park(conn, stream_id, position, error, ours)
+            parked |= self._apply_tabled(conn, tabled, events, current, start)
             held |= parked.keys()
             events = [(pos, e) for pos, e in events if str(e.originator_id) not in held]
             # Counted as passed, held back or not: catching up goes on until the positions reach the head.
@@ -131,9 +134,16 @@ class ProjectionRunner:
 
     def reapply(self, stream_id: str) -> int:
         """Apply a parked stream's held-back events to the projections with tables and let it go (see
-        projections.parking); the projections without tables (the dispatcher) see only its later events."""
-        return parking.reapply(self.engine, self.store, [p for p in self.projections if p.tables], stream_id,
-                               batch_size=self.batch_size)
+        projections.parking); then to the projections without tables (the dispatcher) those they passed while
+        it was held, at least once as always. Returns how many events were re-applied."""
+        events = parking.reapply(self.engine, self.store, [p for p in self.projections if p.tables], stream_id,
+                                 batch_size=self.batch_size)
+        passed = self.positions()
+        for projection in self.projections:
+            if not projection.tables and (due := [(pos, e) for pos, e in events if pos <= passed[projection.name]]):
+                with self.engine.begin() as conn:
+                    projection.apply(conn, due)
+        return len(events)
 
     def _claim(self, conn: sa.Connection) -> dict[str, int]:
         """Every projection's position, read by writing: the rows stay locked until this transaction ends
@@ -167,6 +177,7 @@ class ProjectionRunner:
         names = [p.name for p in tabled]
         parked: dict[str, tuple[int, BaseException]] = {}
         with self.engine.begin() as conn:
+            self._claim(conn)  # a step of a running follower waits until the rebuild is done, then finds it done
             for projection in reversed(tabled):
                 for table in projection.tables:
                     conn.execute(table.delete())
@@ -174,8 +185,10 @@ class ProjectionRunner:
             zero = dict.fromkeys(names, 0)
             start, replayed = 0, 0
             while batch := self.store.recorder.select_notifications(start, self.batch_size, inclusive_of_start=False):
-                events = [(n.id, self.store.mapper.to_domain_event(n)) for n in batch
-                          if str(n.originator_id) not in parked]
+                events, undecodable = parking.decoded(self.store, batch, set(parked))
+                for stream_id, (position, error) in undecodable.items():
+                    parking.park(conn, stream_id, position, error, zero)
+                parked |= undecodable
                 try:
                     with conn.begin_nested():
                         for projection in tabled:

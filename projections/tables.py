@@ -136,5 +136,6 @@ parked_streams = sa.Table(
     sa.Column("stream_id", sa.String(36), primary_key=True),
     sa.Column("position", ID, nullable=False),  # the first event held back
     sa.Column("error", sa.Text, nullable=False),
+    sa.Column("positions", sa.Text, nullable=False),  # JSON: each projection's position when it was parked
     sa.Column("parked_at", UTC_TIME, nullable=False),
 )

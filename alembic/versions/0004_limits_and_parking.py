@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("stream_id", sa.String(36), primary_key=True),
         sa.Column("position", ID, nullable=False),
         sa.Column("error", sa.Text, nullable=False),
+        sa.Column("positions", sa.Text, nullable=False),
         sa.Column("parked_at", TZ, nullable=False),
     )
 
