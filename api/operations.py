@@ -12,9 +12,10 @@ from starlette.routing import Route
 
 from api.auth import require
 from api.bodies import BodyTooLarge, json_object, read_limited
-from api.orders import app_id_of, merchant_of_request
+from api.orders import app_id_of, merchant_of_request, order_number
 from api.views import LedgerJSON
 from ledger.domain.errors import InvalidRequest
+from ledger.domain.limits import check_note
 from projections.tables import alerts, deliveries
 
 MAX_ACTION_BYTES = 16 * 1024  # a note and the order's keys
@@ -43,13 +44,15 @@ async def _act(request: Request, action: str) -> LedgerJSON:
     note = payload.get("note", "")
     if not isinstance(note, str):
         raise InvalidRequest('give {"note": "..."}: why the order is retried or resolved')
+    check_note(note)
+    out_trade_no = order_number(request)
     app_id = app_id_of(request, payload.get("app_id"))
     merchant = merchant_of_request(app_id, payload.get("auth_app_id"))
     service = request.app.state.ledger.service
     method = service.manual_retry if action == "retry" else service.resolve
-    changes = await run_in_threadpool(lambda: method(app_id, request.path_params["out_trade_no"],
-                                                     who=f"{who} via API", note=note, merchant=merchant))
-    return LedgerJSON({"out_trade_no": request.path_params["out_trade_no"], "action": action, "changes": changes})
+    changes = await run_in_threadpool(lambda: method(app_id, out_trade_no, who=f"{who} via API", note=note,
+                                                     merchant=merchant))
+    return LedgerJSON({"out_trade_no": out_trade_no, "action": action, "changes": changes})
 
 
 async def retry(request: Request) -> LedgerJSON:

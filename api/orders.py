@@ -33,6 +33,12 @@ def app_id_of(request: Request, given: object) -> str:
     return given
 
 
+def order_number(request: Request) -> str:
+    """The out_trade_no of the path, within Alipay's limits (no order beyond them exists; a NUL would be refused
+    by PostgreSQL as an error, not a 404)."""
+    return check_text(request.path_params["out_trade_no"], field="out_trade_no", most=ID_MAX, required=True)
+
+
 def merchant_of_request(app_id: str, given: object) -> str:
     """A service provider's merchant (`auth_app_id`, ISV mode) named by the caller; "" for the app's own orders."""
     if given is None:
@@ -77,7 +83,7 @@ async def show(request: Request) -> LedgerJSON:
     if position and not await reached(ledger.engine, position, timeout=READ_YOUR_WRITE_SECONDS):
         raise HTTPException(503, f"the read model has not reached position {wanted} yet; ask again",
                             headers={"Retry-After": "1"})
-    row = await run_in_threadpool(order_row, ledger.engine, app_id, request.path_params["out_trade_no"], merchant)
+    row = await run_in_threadpool(order_row, ledger.engine, app_id, order_number(request), merchant)
     if row is None:
         raise HTTPException(404, "no such order in the read model")
     return LedgerJSON(row)
@@ -89,7 +95,7 @@ async def history(request: Request) -> LedgerJSON:
     the order as it was at version V."""
     require(request, "auditor", "operator")
     params, service = request.query_params, request.app.state.ledger.service
-    app_id, out_trade_no = app_id_of(request, params.get("app_id")), request.path_params["out_trade_no"]
+    app_id, out_trade_no = app_id_of(request, params.get("app_id")), order_number(request)
     merchant = merchant_of_request(app_id, params.get("auth_app_id"))
     after = positive_int(params.get("after_version", "0"), "after_version", least=0, most=MAX_VERSION)
     limit = positive_int(params.get("limit", str(HISTORY_PAGE)), "limit", most=MAX_HISTORY_PAGE)

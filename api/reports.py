@@ -20,7 +20,7 @@ from api.csvstream import csv_chunks, csv_download
 from api.orders import positive_int
 from api.views import LedgerJSON
 from ledger.domain.errors import InvalidRequest
-from ledger.domain.limits import EARLIEST_YEAR, ID_MAX, LATEST_YEAR, check_text
+from ledger.domain.limits import APP_ID_MAX, EARLIEST_YEAR, ID_MAX, LATEST_YEAR, has_control
 from projections.common import CST
 from projections.queries import DAILY_COLUMNS, ORDER_COLUMNS, daily_report, iter_orders, list_orders, report_totals
 
@@ -34,7 +34,7 @@ async def orders(request: Request) -> Response:
     require(request, "finance", "operator")
     params = _params(request, _ORDER_PARAMS)
     filters: dict[str, Any] = {"statuses": _statuses(params.get("status")), "app_id": _app_id(params),
-                               "auth_app_id": _auth_app_id(params),
+                               "auth_app_id": _auth_app_id(request, params),
                                "paid_from": _moment(params, "paid_from"), "paid_to": _moment(params, "paid_to")}
     if filters["paid_from"] and filters["paid_to"] and filters["paid_to"] <= filters["paid_from"]:
         raise InvalidRequest("paid_to must be later than paid_from (paid_from is inclusive, paid_to exclusive)")
@@ -57,7 +57,7 @@ async def daily(request: Request) -> Response:
     if (day_to - day_from).days >= MAX_DAYS:
         raise InvalidRequest(f"the report covers at most {MAX_DAYS} days")
     days = await run_in_threadpool(lambda: daily_report(_engine(request), day_from=day_from, day_to=day_to,
-                                                        app_id=app_id, auth_app_id=_auth_app_id(params)))
+                                                        app_id=app_id, auth_app_id=_auth_app_id(request, params)))
     totals = report_totals(days)
     if csv:
         rows = [*days, {"day": "TOTAL", "app_id": app_id, **totals}]
@@ -122,16 +122,20 @@ def _day(params: dict[str, str], name: str) -> date:
 
 
 def _app_id(params: dict[str, str]) -> str | None:
-    if "app_id" in params and not 0 < len(params["app_id"]) <= 32:
-        raise InvalidRequest("app_id must be 1 to 32 characters")
+    if "app_id" in params and not (0 < len(params["app_id"]) <= APP_ID_MAX and not has_control(params["app_id"])):
+        raise InvalidRequest(f"app_id must be 1 to {APP_ID_MAX} characters, none of them a control character")
     return params.get("app_id")
 
 
-def _auth_app_id(params: dict[str, str]) -> str | None:
-    """A service provider's merchant; `auth_app_id=` (empty) selects the apps' own orders."""
-    if "auth_app_id" in params:
-        check_text(params["auth_app_id"], field="auth_app_id", most=ID_MAX)
-    return params.get("auth_app_id")
+def _auth_app_id(request: Request, params: dict[str, str]) -> str | None:
+    """A service provider's merchant; `auth_app_id=` (empty, or a configured app's own id, as Alipay sends it
+    for an app's own trades) selects the apps' own orders."""
+    if "auth_app_id" not in params:
+        return None
+    given = params["auth_app_id"]
+    if len(given) > ID_MAX or has_control(given):
+        raise InvalidRequest(f"auth_app_id must be at most {ID_MAX} characters, none of them a control character")
+    return "" if given in request.app.state.ledger.settings.apps else given
 
 
 def _is_csv(params: dict[str, str]) -> bool:

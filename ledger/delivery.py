@@ -82,6 +82,8 @@ def payload(order: Order, change: str) -> dict[str, Any]:
         "status": order.status.value, "total_amount": paid.get("total_amount"),
         "refunded_amount": order.refunded, "order_version": order.version,
     }
+    if order.merchant:  # a service provider's merchant (ISV): its orders' numbers are its own
+        body["auth_app_id"] = order.merchant
     if change.startswith("refund:"):
         key = change.split(":", 1)[1]
         body["refund"] = {"out_biz_no": key, "refund_fee": order.refunds.get(key)}

@@ -1,8 +1,11 @@
 """Notifications whose signature verified but whose content lies beyond Alipay's limits (ledger.domain.limits):
-authentic, yet not bookable. Each is kept whole, byte for byte, once per distinct body (copies are counted),
-where an operator finds it (`GET /api/quarantined-callbacks`); none of it ever reaches an order or a projection.
+authentic, yet not bookable. Each is kept whole, byte for byte as its first copy came, once per notification
+(copies are counted), where an operator finds it (`GET /api/quarantined-callbacks`); none of it ever reaches
+an order or a projection.
 
-Unlike the rejected log this is never trimmed: only a body that Alipay's key signed gets here.
+A notification is known by what Alipay signed: its parameters with a value, sorted, `sign` without the
+whitespace a gateway may wrap it with. Copies padded with empty parameters or a re-wrapped `sign` (which
+verify all the same) are copies of one row, so this log, never trimmed, grows only with what Alipay signed.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from ledger.sql import UtcDateTime
 quarantined_callbacks = sa.Table(
     "quarantined_callbacks", metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("body_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("notification_sha256", sa.String(64), nullable=False, unique=True),  # of the signed content
     sa.Column("first_received_at", UtcDateTime(), nullable=False),
     sa.Column("last_received_at", UtcDateTime(), nullable=False),
     sa.Column("copies", sa.Integer, nullable=False),
@@ -40,10 +43,17 @@ class Quarantined:
     reason: str
     detail: str
     body: bytes
+    sha256: str  # of the notification's signed content (see the module's docstring)
+    name: str  # app_id/notify_id, for the alert
 
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.body).hexdigest()
+    @classmethod
+    def of(cls, params: dict[str, str], received_at: datetime, remote_addr: str, reason: str, detail: str,
+           body: bytes) -> Quarantined:
+        signed = {**params, "sign": "".join(params.get("sign", "").split())}
+        content = "&".join(f"{key}={value}" for key, value in sorted(signed.items()) if value)
+        digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+        name = f"{params.get('app_id', '')}/{params.get('notify_id', '')}"[:200]
+        return cls(received_at, remote_addr, reason, detail, body, digest, printable(name))
 
 
 class QuarantineLog(Protocol):
@@ -67,10 +77,10 @@ class SqlQuarantineLog:
         t = quarantined_callbacks
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         insert = dialect.insert(t).values(
-            body_sha256=item.sha256, first_received_at=item.received_at, last_received_at=item.received_at,
+            notification_sha256=item.sha256, first_received_at=item.received_at, last_received_at=item.received_at,
             copies=1, remote_addr=printable(item.remote_addr)[:64], reason=item.reason[:64],
             detail=printable(item.detail)[:1000], body=item.body)
-        upsert = insert.on_conflict_do_update(index_elements=[t.c.body_sha256], set_={
+        upsert = insert.on_conflict_do_update(index_elements=[t.c.notification_sha256], set_={
             "copies": t.c.copies + 1, "last_received_at": insert.excluded.last_received_at}).returning(t.c.copies)
         with self.engine.begin() as conn:
             return bool(conn.execute(upsert).scalar_one() == 1)
@@ -95,7 +105,7 @@ class MemoryQuarantineLog:
                 row.update(copies=row["copies"] + 1, last_received_at=item.received_at)
                 return False
             self._rows[item.sha256] = {
-                "id": len(self._rows) + 1, "body_sha256": item.sha256, "first_received_at": item.received_at,
+                "id": len(self._rows) + 1, "notification_sha256": item.sha256, "first_received_at": item.received_at,
                 "last_received_at": item.received_at, "copies": 1, "remote_addr": item.remote_addr,
                 "reason": item.reason, "detail": item.detail, "body": item.body}
             return True

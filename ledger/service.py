@@ -132,7 +132,7 @@ class LedgerService:
         try:
             return TradeNotice.from_params(params), params
         except InvalidRequest as exc:  # Alipay's, but nothing the ledger can book
-            raise Unbookable(f"{exc.reason}: {exc}") from exc
+            raise Unbookable(f"{exc.reason}: {exc}", params) from exc
 
     async def record(self, verified: Verified) -> Recorded:
         """`submit`, awaited on an event loop: the HTTP endpoint's way in (errors as for `submit`)."""
@@ -212,7 +212,7 @@ class LedgerService:
         reason = exc.reason
         log.warning("refused notification from %s: %s (%s)", cmd.remote_addr, reason, str(exc)[:300])
         if isinstance(exc, Unbookable):
-            self._keep_unbookable(Quarantined(received_at, cmd.remote_addr, reason, str(exc), cmd.body))
+            self._keep_unbookable(Quarantined.of(exc.params, received_at, cmd.remote_addr, reason, str(exc), cmd.body))
             return
         self.rejections.record(Rejection.of(received_at, cmd.remote_addr, reason, str(exc), cmd.body))
         if reason == "bad_signature":
@@ -237,7 +237,7 @@ class LedgerService:
         if self.alert is None:
             return
         try:  # raised for every copy: the alert's own stream makes it once per window
-            self.alert("unbookable_notification", item.sha256[:16],
+            self.alert("unbookable_notification", item.name,
                        f"a notification signed by Alipay could not be booked ({item.detail[:300]}); "
                        "it is kept whole in quarantine (GET /api/quarantined-callbacks)")
         except Exception:

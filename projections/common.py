@@ -100,8 +100,10 @@ class OrderKey(NamedTuple):
 
     @property
     def path(self) -> str:
-        """app_id/out_trade_no, or app_id/auth_app_id/out_trade_no for a service provider's merchant."""
-        return "/".join(filter(None, (self.app_id, self.auth_app_id, self.out_trade_no)))
+        """app_id/out_trade_no, or app_id[auth_app_id]/out_trade_no for a service provider's merchant: never the
+        same for two orders (an app_id, configured, holds no bracket; an out_trade_no may hold anything)."""
+        merchant = f"[{self.auth_app_id}]" if self.auth_app_id else ""
+        return f"{self.app_id}{merchant}/{self.out_trade_no}"
 
 
 def opened_merchant(event: Any) -> str:

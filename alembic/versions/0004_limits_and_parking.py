@@ -39,7 +39,7 @@ def upgrade() -> None:
     op.create_table(
         "quarantined_callbacks",
         sa.Column("id", ID, primary_key=True, autoincrement=True),
-        sa.Column("body_sha256", sa.String(64), nullable=False, unique=True),
+        sa.Column("notification_sha256", sa.String(64), nullable=False, unique=True),
         sa.Column("first_received_at", TZ, nullable=False),
         sa.Column("last_received_at", TZ, nullable=False),
         sa.Column("copies", sa.Integer, nullable=False),

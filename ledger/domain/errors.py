@@ -52,6 +52,10 @@ class Unbookable(Rejected):
 
     reason = "unbookable"
 
+    def __init__(self, message: str, params: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.params = params or {}  # as verified, without the parameters of empty value
+
 
 class InvalidRequest(Rejected):
     """An API request has a missing or malformed field."""

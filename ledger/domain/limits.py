@@ -53,6 +53,19 @@ def check_text(text: str, *, field: str, most: int, required: bool = False) -> s
     return text
 
 
+_NOTE_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+NOTE_MAX = 2000
+
+
+def check_note(text: str, *, field: str = "note", most: int = NOTE_MAX) -> str:
+    """Free text an operator writes (why an order was resolved): lines and tabs, no other control character."""
+    if len(text) > most:
+        raise InvalidRequest(f"{field} has {len(text)} characters; at most {most}", reason="too_long")
+    if _NOTE_CONTROL.search(text):
+        raise InvalidRequest(f"{field} holds a control character", reason="control_character")
+    return text
+
+
 def parse_amount(text: str, *, field: str, minimum: Decimal = Decimal("0.00")) -> Decimal:
     """Alipay's `"88.00"` form, strictly: ASCII digits, at most two decimals, from `minimum` to 100,000,000.00;
     no sign, exponent or spaces."""

@@ -62,3 +62,27 @@ def test_an_unbookable_notification_that_cannot_be_kept_is_answered_503_fail_so_
         answer = client.post("/api/alipay/notify", content=body,
                              headers={"content-type": "application/x-www-form-urlencoded"})
     assert (answer.status_code, answer.text) == (503, "fail")
+
+
+def test_an_order_number_or_app_id_holding_a_nul_is_a_400_not_a_database_error(
+        make_ledger: Callable[..., Ledger], postgres_url: str) -> None:
+    ledger = make_ledger(postgres_url, LEDGER_API_TOKENS=TOKENS)
+    with TestClient(create_app(ledger, close_on_shutdown=False)) as client:
+        for path, params, reason in (
+                ("/api/orders/A%00B", {}, "control_character"), ("/api/orders/A%00B/history", {}, "control_character"),
+                ("/api/orders", {"app_id": "\x00"}, "invalid_request"),
+                ("/api/orders", {"auth_app_id": "\x00"}, "invalid_request"),
+                ("/api/reports/daily", {"from": "2026-11-01", "to": "2026-11-02", "app_id": "\x00"},
+                 "invalid_request")):
+            headers = OPERATOR if path.endswith("history") else FINANCE
+            answer = client.get(path, params=params, headers=headers)
+            assert answer.status_code == 400 and answer.json()["error"] == reason, (path, answer.text)
+
+
+def test_an_operators_note_holding_a_lone_surrogate_is_a_400(make_ledger: Callable[..., Ledger],
+                                                             sqlite_url: str) -> None:
+    ledger = make_ledger(sqlite_url, LEDGER_API_TOKENS=TOKENS)
+    with TestClient(create_app(ledger, close_on_shutdown=False)) as client:
+        answer = client.post("/api/manual-queue/Q1/resolve", headers={**OPERATOR, "content-type": "application/json"},
+                             content=b'{"note": "why\\ud800"}')
+    assert answer.status_code == 400 and answer.json()["error"] == "control_character"
