@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ledger.alipay.signature import signed_string
 from ledger.rejections import metadata, printable
 from ledger.sql import UtcDateTime
 
@@ -49,8 +50,8 @@ class Quarantined:
     @classmethod
     def of(cls, params: dict[str, str], received_at: datetime, remote_addr: str, reason: str, detail: str,
            body: bytes) -> Quarantined:
-        signed = {**params, "sign": "".join(params.get("sign", "").split())}
-        content = "&".join(f"{key}={value}" for key, value in sorted(signed.items()) if value)
+        # What Alipay signed (the V2 string: every parameter but sign), and the sign as the SDKs decode it.
+        content = signed_string(params, keep_sign_type=True) + "&sign=" + "".join(params.get("sign", "").split())
         digest = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
         name = f"{params.get('app_id', '')}/{params.get('notify_id', '')}"[:200]
         return cls(received_at, remote_addr, reason, detail, body, digest, printable(name))

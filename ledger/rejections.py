@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from ledger.domain.limits import TEXT_CONTROL
 from ledger.sql import UtcDateTime
 
 log = logging.getLogger(__name__)
@@ -32,14 +33,15 @@ rejected_callbacks = sa.Table(
 )
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
 def printable(text: str) -> str:
     """`text` with control characters (NUL above all, which PostgreSQL's text refuses) and lone surrogates
     written as escapes, so any of it can be stored and shown."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}",
-                        text)
+    return TEXT_CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
 
 
 @dataclass(frozen=True)

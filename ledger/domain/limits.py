@@ -53,7 +53,8 @@ def check_text(text: str, *, field: str, most: int, required: bool = False) -> s
     return text
 
 
-_NOTE_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# The same, but for text written for people, where tabs and line breaks belong (notes, log details).
+TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 NOTE_MAX = 2000
 
 
@@ -61,7 +62,7 @@ def check_note(text: str, *, field: str = "note", most: int = NOTE_MAX) -> str:
     """Free text an operator writes (why an order was resolved): lines and tabs, no other control character."""
     if len(text) > most:
         raise InvalidRequest(f"{field} has {len(text)} characters; at most {most}", reason="too_long")
-    if _NOTE_CONTROL.search(text):
+    if TEXT_CONTROL.search(text):
         raise InvalidRequest(f"{field} holds a control character", reason="control_character")
     return text
 

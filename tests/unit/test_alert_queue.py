@@ -12,7 +12,8 @@ import pytest
 from dramatiq.rate_limits.backends import StubBackend
 from eventsourcing.persistence import OperationalError
 
-from ledger.alerting import AlertQueue, AlertService
+from ledger.alert_queue import AlertQueue
+from ledger.alerting import AlertService
 from ledger.domain.alert import Alert
 from ledger.store import LedgerStore, persistence_env
 
