@@ -1,12 +1,12 @@
-"""Alembic environment: migrations run on the connection `ledger.migrations` hands over."""
+"""Alembic environment: migrations run on the connection `ledger.adapters.sql.migrations` hands over."""
 
-import ledger.quarantine  # noqa: F401  (its table is on ledger.rejections.metadata)
-import ledger.rejections
+import ledger.adapters.refusals.quarantine  # noqa: F401  (its table is on ledger.adapters.refusals.rejections.metadata)
+import ledger.adapters.refusals.rejections
 import projections.tables
 from alembic import context
 
 # Both metadatas describe the head, for `alembic check`-style comparisons; migrations themselves are explicit.
-target_metadata = [ledger.rejections.metadata, projections.tables.metadata]
+target_metadata = [ledger.adapters.refusals.rejections.metadata, projections.tables.metadata]
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from ledger.settings import ApiToken
+from ledger.config import ApiToken
 
 
 def holder_of(tokens: Mapping[str, ApiToken], presented: str) -> ApiToken | None:

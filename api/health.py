@@ -10,7 +10,7 @@ from starlette.requests import Request
 from api.auth import require
 from api.orders import positive_int
 from api.views import LedgerJSON
-from ledger.recent import Recent
+from ledger.adapters.recent import Recent
 
 READINESS_SECONDS = 2.0
 

@@ -13,7 +13,7 @@ from api.bodies import BodyTooLarge, read_limited
 from api.floods import floods_count
 from ledger.alipay.form import MAX_BODY_BYTES
 from ledger.domain.errors import Rejected, RetryLater, UnknownOrder
-from ledger.service import RecordCallback
+from ledger.service.application import RecordCallback
 
 log = logging.getLogger(__name__)
 INVALID_ADDRESS = "invalid"  # stored for a peer that has no IP address, or claims a malformed one

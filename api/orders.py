@@ -13,7 +13,7 @@ from ledger.domain.errors import InvalidRequest
 from ledger.domain.limits import ID_MAX, check_registration, check_text
 from ledger.domain.notice import merchant_of
 from ledger.domain.order import Order
-from ledger.service import RegisterOrder
+from ledger.service.application import RegisterOrder
 from projections.queries import order_row, reached
 
 READ_YOUR_WRITE_SECONDS = 5.0

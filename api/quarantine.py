@@ -1,4 +1,4 @@
-"""Operators' view of notifications Alipay signed that could not be booked (ledger.quarantine)."""
+"""Operators' view of notifications Alipay signed that could not be booked (ledger.adapters.refusals.quarantine)."""
 
 from __future__ import annotations
 

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from ledger.adapters.eventstore.store import LedgerStore, persistence_env
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
-from ledger.store import LedgerStore, persistence_env
 
 NOW = datetime.now(UTC)
 

@@ -20,9 +20,9 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
-from jobs.robots import RobotError
-from ledger.alerting import PACE_SECONDS
+from ledger.adapters.outbound.robots import RobotError
 from ledger.domain import outbox
+from ledger.service.alerting import PACE_SECONDS
 from projections.tables import alerts, deliveries
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,8 @@ def declare(broker: dramatiq.Broker, ledger: Any) -> Actors:
 class Sweeper:
     """Every few seconds: re-send deliveries that are overdue (their message was lost), wake the alert
     sender while alerts wait, raise an alert for a projection that stopped moving, and send the alerts about
-    the read side itself that are still waiting (itself, without the broker or the table: see ledger.alerting)."""
+    the read side itself that are still waiting (itself, without the broker or the table:
+    see ledger.service.alerting)."""
 
     def __init__(self, ledger: Any, *, every: float, grace: timedelta) -> None:
         self.ledger, self.every, self.grace = ledger, every, grace

@@ -17,22 +17,22 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from jobs.compose import compose
 from jobs.dispatch import Dispatcher
-from jobs.downstream import BackoffPolicy, DownstreamClient
-from jobs.robots import DingTalkRobot, WeComRobot
 from jobs.runtime import Actors, InProcessWorker, Sweeper, declare, make_broker
-from ledger.alerting import AlertService, BurstCounter
-from ledger.delivery import DeliveryService
+from ledger.adapters.eventstore.store import LedgerStore, persistence_env
+from ledger.adapters.locks import LocalOrderLock, OrderLock, RedisOrderLock
+from ledger.adapters.metrics import Metrics
+from ledger.adapters.outbound.compose import compose
+from ledger.adapters.outbound.downstream import BackoffPolicy, DownstreamClient
+from ledger.adapters.outbound.robots import DingTalkRobot, WeComRobot
+from ledger.adapters.refusals.quarantine import MemoryQuarantineLog, SqlQuarantineLog
+from ledger.adapters.refusals.rejections import MemoryRejectionLog, RejectionLog, SqlRejectionLog
+from ledger.adapters.sql.engine import make_engine
+from ledger.config import Settings
 from ledger.domain.errors import LedgerError
-from ledger.locks import LocalOrderLock, OrderLock, RedisOrderLock
-from ledger.metrics import Metrics
-from ledger.quarantine import MemoryQuarantineLog, SqlQuarantineLog
-from ledger.rejections import MemoryRejectionLog, RejectionLog, SqlRejectionLog
-from ledger.service import LedgerService
-from ledger.settings import Settings
-from ledger.sql import make_engine
-from ledger.store import LedgerStore, persistence_env
+from ledger.service.alerting import AlertService, BurstCounter
+from ledger.service.application import LedgerService
+from ledger.service.delivery import DeliveryService
 from projections import all_projections
 from projections.runner import Follower, ProjectionRunner
 

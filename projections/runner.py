@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from ledger.store import LedgerStore
+from ledger.adapters.eventstore.store import LedgerStore
 from projections import parking
 from projections.common import Batch
 from projections.tables import parked_streams

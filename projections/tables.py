@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ledger.adapters.sql.engine import UtcDateTime
 from ledger.domain.limits import APP_ID_MAX, ID_MAX, NOTIFY_ID_MAX
-from ledger.sql import UtcDateTime
 
 # Columns are sized from Alipay's limits (ledger.domain.limits), which the domain enforces: nothing that
 # reaches a projection is ever truncated or refused for its length.

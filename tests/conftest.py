@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from ledger.adapters.sql.migrations import migrate
 from ledger.bootstrap import Ledger, build
-from ledger.migrations import migrate
-from ledger.settings import Settings
+from ledger.config import Settings
 from tests.support.alipay import SandboxAlipay
 from tests.support.isolation import create_database, delete_keys, drop_database
 from tests.support.merchant import SECRET as MERCHANT_SECRET

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from ledger.bootstrap import Ledger
-from ledger.service import RecordCallback
+from ledger.service.application import RecordCallback
 from tests.support.alipay import SandboxAlipay
 
 

@@ -65,7 +65,7 @@ def test_a_flood_of_forgeries_from_one_address_is_throttled_and_its_genuine_noti
     client = client_from(FORGER, LEDGER_REFUSALS_PER_SECOND="5")
     forgery = alipay.body(ref()).replace(b"total_amount=88.00", b"total_amount=0.01")
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="ledger.service"):
+    with caplog.at_level(logging.WARNING, logger="ledger.service.application"):
         answers = Counter((r.status_code, r.text) for r in (notify(client, forgery) for _ in range(60)))
     elapsed = time.monotonic() - started
     most_admitted = 5 + int(5 * elapsed) + 1  # the burst, then 5 a second

@@ -16,7 +16,7 @@ import pytest
 
 from jobs.runtime import InProcessWorker
 from ledger.bootstrap import Ledger
-from ledger.service import RecordCallback
+from ledger.service.application import RecordCallback
 from tests.integration.test_deliveries import job_env, key_of, wait_until
 from tests.integration.test_intake import kinds
 from tests.support.alipay import SandboxAlipay
@@ -120,8 +120,8 @@ def test_redis_restart_losing_a_scheduled_retry_still_ends_in_exactly_one_succes
 
 def test_the_projections_process_yields_the_cpu_to_the_intake(
         processes: Callable[..., subprocess.Popen[bytes]], sqlite_url: str, alipay: SandboxAlipay) -> None:
-    from ledger.cli import PROJECTIONS_NICENESS
-    from ledger.migrations import migrate
+    from ledger.adapters.sql.migrations import migrate
+    from ledger.cli.main import PROJECTIONS_NICENESS
 
     migrate(sqlite_url)
     follower = processes({**alipay.env(), "LEDGER_DATABASE_URL": sqlite_url}, "projections", "run")

@@ -25,7 +25,7 @@ with warnings.catch_warnings():
 from api.app import create_app
 from api.csvstream import csv_chunks
 from ledger.bootstrap import Ledger
-from ledger.service import RecordCallback, RegisterOrder
+from ledger.service.application import RecordCallback, RegisterOrder
 from projections.common import CST
 from projections.queries import iter_orders, list_orders
 from projections.tables import journal_entries

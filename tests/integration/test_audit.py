@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from ledger.audit import recorded_callbacks_that_fail
 from ledger.bootstrap import Ledger
-from ledger.service import RecordCallback
+from ledger.service.application import RecordCallback
+from ledger.service.audit import recorded_callbacks_that_fail
 from tests.support.alipay import SandboxAlipay
 
 TAMPER = {

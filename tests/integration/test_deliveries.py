@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from jobs.runtime import InProcessWorker
 from ledger.bootstrap import Ledger
 from ledger.domain.order import Order
-from ledger.service import RecordCallback
+from ledger.service.application import RecordCallback
 from projections.tables import alerts, deliveries
 from tests.integration.test_intake import kinds
 from tests.support.alipay import APP_ID, SandboxAlipay

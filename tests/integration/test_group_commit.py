@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from ledger.adapters.locks import lock_key
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import LockTimeout, StorageUnavailable
-from ledger.intake import Batches
-from ledger.locks import lock_key
-from ledger.service import RecordCallback
+from ledger.intake.batches import Batches
+from ledger.service.application import RecordCallback
 from tests.integration.test_intake import kinds, record, ref
 from tests.integration.test_locks import wait_until
 from tests.support.alipay import APP_ID, SandboxAlipay
@@ -180,7 +180,7 @@ class _NoLock:
     """A process that lost the race for the lock: it writes as if it held it."""
 
     def take_many(self, keys: Any, *, release: Any = None) -> Any:
-        from ledger.locks import ManyHold
+        from ledger.adapters.locks import ManyHold
         return ManyHold(held=set(keys))
 
     def release_many(self, hold: Any) -> None:

@@ -11,12 +11,12 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from ledger.adapters.refusals.rejections import printable
 from ledger.alipay.sandbox import encode_form
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import Unbookable
 from ledger.domain.order import DEFAULT_MAX_COPIES
-from ledger.rejections import printable
-from ledger.service import RecordCallback
+from ledger.service.application import RecordCallback
 from projections.queries import order_row
 from projections.tables import alerts, daily_totals
 from tests.support.alipay import APP_ID, SandboxAlipay
@@ -82,7 +82,7 @@ class HostileInputContract:
         with pytest.raises(Unbookable):
             record(ledger, body)
         assert ledger.engine is not None
-        from ledger.quarantine import quarantined_callbacks
+        from ledger.adapters.refusals.quarantine import quarantined_callbacks
 
         with ledger.engine.connect() as conn:
             assert bytes(conn.execute(sa.select(quarantined_callbacks.c.body)).scalar_one()) == body

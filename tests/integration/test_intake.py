@@ -13,7 +13,7 @@ import pytest
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import Rejected, SellerMismatch, SignatureInvalid, UnknownApp, UnknownOrder
 from ledger.domain.order import DEFAULT_MAX_COPIES
-from ledger.service import RecordCallback, RegisterOrder
+from ledger.service.application import RecordCallback, RegisterOrder
 from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.serving_loop import ServingLoop
 
@@ -52,7 +52,7 @@ class IntakeContract:
     def test_callback_event_keeps_every_parameter_exactly_as_received_so_it_can_be_reverified(
             self, ledger: Ledger, alipay: SandboxAlipay) -> None:
         from ledger.alipay.signature import verify
-        from ledger.settings import Settings
+        from ledger.config import Settings
 
         order = ref()
         params = alipay.params(order, subject="书 with a trailing space ", passback_params="a+b%20c%")
@@ -184,7 +184,7 @@ def test_rejections_are_all_one_family(make_ledger: Callable[..., Ledger], sqlit
 def test_a_copy_identical_byte_for_byte_is_verified_once_and_recorded_as_its_own_delivery(
         make_ledger: Callable[..., Ledger], sqlite_url: str, alipay: SandboxAlipay,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import ledger.service
+    import ledger.service.application
 
     checks: list[dict[str, str]] = []
     real_verify = ledger.service.verify

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from ledger.bootstrap import Ledger
 from ledger.domain.order import Order
-from ledger.service import RecordCallback, RegisterOrder
+from ledger.service.application import RecordCallback, RegisterOrder
 from projections.queries import order_row
 from projections.tables import daily_totals, journal_entries
 from tests.support.alipay import APP_ID, SandboxAlipay

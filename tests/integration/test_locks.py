@@ -16,8 +16,8 @@ import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
+from ledger.adapters.locks import LocalOrderLock, OrderLock, RedisOrderLock
 from ledger.domain.errors import LockTimeout
-from ledger.locks import LocalOrderLock, OrderLock, RedisOrderLock
 from tests.support.private_redis import PrivateRedis
 from tests.support.services import redis_client
 
@@ -32,7 +32,7 @@ def wait_until(condition: Callable[[], bool]) -> None:
 
 
 def lock_records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
-    return [record for record in caplog.records if record.name == "ledger.locks" and record.levelno == level]
+    return [record for record in caplog.records if record.name == "ledger.adapters.locks" and record.levelno == level]
 
 
 class OrderLockContract:
@@ -277,7 +277,7 @@ class TestRedisOrderLockWithoutRedis:
         assert "unreachable" in status["detail"]
 
     def test_outage_and_recovery_are_each_logged_once(self, lock, private_redis, caplog):
-        caplog.set_level(logging.INFO, logger="ledger.locks")
+        caplog.set_level(logging.INFO, logger="ledger.adapters.locks")
         private_redis.stop()
         for _ in range(3):
             with lock.hold("order-1") as hold:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from jobs.http import MAX_ANSWER_BYTES, Answer, HttpClient, OutboundError
+from ledger.adapters.outbound.http import MAX_ANSWER_BYTES, Answer, HttpClient, OutboundError
 from tests.support.outbound import DELIVERED, RawServer, answer, drip, flood, redirect
 from tests.support.robots import TOKEN
 from tests.support.tls import tls_pair

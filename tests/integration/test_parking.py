@@ -17,7 +17,7 @@ from eventsourcing.persistence import StoredEvent
 from ledger.bootstrap import Ledger
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
-from ledger.service import RecordCallback, RegisterOrder
+from ledger.service.application import RecordCallback, RegisterOrder
 from projections.common import Batch
 from projections.queries import order_row
 from projections.runner import MAX_TRIES

@@ -9,8 +9,8 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg.pq import TransactionStatus
 
-from ledger.pgrecorder import FailFastPostgresRecorder
-from ledger.store import LedgerStore, persistence_env
+from ledger.adapters.eventstore.postgres import FailFastPostgresRecorder
+from ledger.adapters.eventstore.store import LedgerStore, persistence_env
 
 pytestmark = pytest.mark.postgres
 

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from ledger.adapters.refusals.rejections import metadata as rejections_metadata
+from ledger.adapters.sql.engine import make_engine
+from ledger.adapters.sql.migrations import downgrade, migrate, pending
 from ledger.bootstrap import Ledger
-from ledger.migrations import downgrade, migrate, pending
-from ledger.rejections import metadata as rejections_metadata
-from ledger.sql import make_engine
 from projections import all_projections
 from projections.runner import ProjectionRunner
 from projections.tables import PROJECTED, journal_entries, metadata, order_status
@@ -130,7 +130,7 @@ class ProjectionContract:
                                                                  alipay: SandboxAlipay) -> None:
         import time
 
-        from ledger.service import RecordCallback
+        from ledger.service.application import RecordCallback
 
         follower = ledger.follower(poll_seconds=0.2)
         follower.start()
@@ -184,7 +184,7 @@ class TestProjectionsOnPostgres(ProjectionContract):
 
 def test_journal_uses_the_china_standard_time_day_of_the_payment(make_ledger: Callable[..., Ledger],
                                                                   sqlite_url: str, alipay: SandboxAlipay) -> None:
-    from ledger.service import RecordCallback
+    from ledger.service.application import RecordCallback
 
     ledger = make_ledger(sqlite_url)
     # 00:10 in Beijing on the 2nd is still the 1st in UTC: finance's day is the 2nd.

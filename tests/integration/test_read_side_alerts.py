@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from ledger.bootstrap import Ledger
-from ledger.service import RecordCallback
+from ledger.service.application import RecordCallback
 from projections.runner import MAX_TRIES
 from tests.integration.test_parking import legacy_order
 from tests.support.alipay import SandboxAlipay

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from ledger.adapters.refusals.rejections import Rejection, SqlRejectionLog
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import Rejected
-from ledger.rejections import Rejection, SqlRejectionLog
-from ledger.service import RecordCallback
+from ledger.service.application import RecordCallback
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

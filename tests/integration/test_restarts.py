@@ -15,10 +15,10 @@ from contextlib import ExitStack
 import pytest
 import sqlalchemy as sa
 
+from ledger.adapters.eventstore.postgres import FailFastPostgresRecorder
+from ledger.adapters.eventstore.store import LedgerStore, persistence_env
+from ledger.adapters.sql.engine import make_engine
 from ledger.bootstrap import Ledger
-from ledger.pgrecorder import FailFastPostgresRecorder
-from ledger.sql import make_engine
-from ledger.store import LedgerStore, persistence_env
 from tests.integration.test_intake import kinds, record, ref
 from tests.support.alipay import SandboxAlipay
 from tests.support.restarts import end_every_connection, fill_pool

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.bootstrap import Ledger
-from ledger.service import RecordCallback
+from ledger.service.application import RecordCallback
 from projections.common import Batch
 from projections.runner import Follower, ProjectionRunner
 from projections.tables import order_status

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import LedgerError
-from ledger.service import RecordCallback, RegisterOrder
+from ledger.service.application import RecordCallback, RegisterOrder
 from tests.support.alipay import APP_ID, SandboxAlipay
 
 

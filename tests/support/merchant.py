@@ -5,8 +5,8 @@
         ...
         assert merchant.wait_for(lambda: "o1:payment" in merchant.keys_succeeded(), timeout=5)
 
-Every POST (any path) is checked with `jobs.downstream.verify_signature` on its raw body, then recorded
-in `merchant.requests` (a snapshot list of `Received`, in arrival order) *before* it is answered, so a
+Every POST (any path) is checked with `ledger.adapters.outbound.downstream.verify_signature` on its raw body,
+then recorded in `merchant.requests` (a snapshot list of `Received`, in arrival order) *before* it is answered, so a
 test that got the answer, or is waiting during a hang, already sees the record.
 
 Answers, decided when a request arrives:
@@ -35,7 +35,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from jobs.downstream import SIGNATURE_HEADER, SignatureMismatch, verify_signature
+from ledger.adapters.outbound.downstream import SIGNATURE_HEADER, SignatureMismatch, verify_signature
 
 SECRET = "whsec-test"  # a signing secret for tests
 

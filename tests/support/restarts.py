@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from ledger.store import LedgerStore
+from ledger.adapters.eventstore.store import LedgerStore
 
 
 def end_every_connection(database_url: str) -> int:

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import Rejected, UnknownOrder
-from ledger.intake import Batches, Recorded
-from ledger.service import LedgerService, RecordCallback
+from ledger.intake.batches import Batches, Recorded
+from ledger.service.application import LedgerService, RecordCallback
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from ledger.bootstrap import Ledger
-from ledger.service import RecordCallback
+from ledger.service.application import RecordCallback
 from tests.support.alipay import SandboxAlipay
 
 

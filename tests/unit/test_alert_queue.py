@@ -12,10 +12,10 @@ import pytest
 from dramatiq.rate_limits.backends import StubBackend
 from eventsourcing.persistence import OperationalError
 
-from ledger.alert_queue import AlertQueue
-from ledger.alerting import AlertService
+from ledger.adapters.eventstore.store import LedgerStore, persistence_env
 from ledger.domain.alert import Alert
-from ledger.store import LedgerStore, persistence_env
+from ledger.service.alert_queue import AlertQueue
+from ledger.service.alerting import AlertService
 
 GENEROUS = 10.0
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)

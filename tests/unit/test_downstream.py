@@ -15,8 +15,16 @@ from typing import Any
 
 import pytest
 
-from jobs import downstream
-from jobs.downstream import BackoffPolicy, DownstreamClient, Outcome, SignatureMismatch, sign, to_json, verify_signature
+from ledger.adapters.outbound import downstream
+from ledger.adapters.outbound.downstream import (
+    BackoffPolicy,
+    DownstreamClient,
+    Outcome,
+    SignatureMismatch,
+    sign,
+    to_json,
+    verify_signature,
+)
 from ledger.domain.errors import Rejected
 from ledger.domain.outbox import RetryPolicy
 from tests.support.merchant import FakeMerchant

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.memo import VerifiedMemo
+from ledger.service.memo import VerifiedMemo
 
 
 def test_a_body_verified_once_is_not_checked_again() -> None:

@@ -1,4 +1,4 @@
-"""A value read at most once per interval (ledger.recent.Recent), on a clock the test moves."""
+"""A value read at most once per interval (ledger.adapters.recent.Recent), on a clock the test moves."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ledger.recent import Recent
+from ledger.adapters.recent import Recent
 
 
 class Clock:

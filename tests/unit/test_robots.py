@@ -11,8 +11,16 @@ from typing import Any
 
 import pytest
 
-from jobs.compose import truncate_utf8
-from jobs.robots import DingTalkRobot, MemoryRobot, Robot, RobotError, WeComRobot, compose, dingtalk_sign
+from ledger.adapters.outbound.compose import truncate_utf8
+from ledger.adapters.outbound.robots import (
+    DingTalkRobot,
+    MemoryRobot,
+    Robot,
+    RobotError,
+    WeComRobot,
+    compose,
+    dingtalk_sign,
+)
 from tests.support.outbound import RawServer, answer, drip, flood, redirect
 from tests.support.robots import KEY, TOKEN, FakeDingTalk, FakeWeCom
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.settings import ApiToken, Settings, SettingsError
+from ledger.config import ApiToken, Settings, SettingsError
 from tests.support.alipay import APP_ID, SandboxAlipay
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,8 @@ import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
 
+from ledger.adapters.eventstore.transcoder import OrjsonTranscoder
 from ledger.domain.order import Order
-from ledger.transcoder import OrjsonTranscoder
 
 NOW = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)
 SAMPLES: dict[str, object] = {

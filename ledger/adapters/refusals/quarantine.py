@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ledger.adapters.refusals.rejections import metadata, printable
+from ledger.adapters.sql.engine import UtcDateTime
 from ledger.alipay.signature import signed_string
-from ledger.rejections import metadata, printable
-from ledger.sql import UtcDateTime
 
 quarantined_callbacks = sa.Table(
     "quarantined_callbacks", metadata,

@@ -8,7 +8,7 @@ check fences the rest. An order whose lock another process holds waits for a lat
 by the version check is redone order by order, so one conflicting order fails no other.
 
 `Batches` holds those rules; two drivers feed it. `GroupCommit` (here) is a thread, for callers on any
-thread and for the embedded mode; `ledger.loopcommit.LoopGroupCommit` is a task on the serving event loop,
+thread and for the embedded mode; `ledger.intake.loop.LoopGroupCommit` is a task on the serving event loop,
 which `ledger serve` uses on PostgreSQL.
 """
 
@@ -29,13 +29,13 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
-from ledger.conflicts import committed_anyway, save_with_retries
+from ledger.adapters.eventstore.store import LedgerStore
+from ledger.adapters.locks import ManyHold, OrderLock, lock_key
+from ledger.adapters.metrics import Metrics
 from ledger.domain.errors import LockTimeout, StorageUnavailable, UnknownOrder
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import DEFAULT_MAX_COPIES, Order
-from ledger.locks import ManyHold, OrderLock, lock_key
-from ledger.metrics import Metrics
-from ledger.store import LedgerStore
+from ledger.service.saving import committed_anyway, save_with_retries
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""Alerts raised on a hot path, recorded by a thread of their own (see ledger.alerting)."""
+"""Alerts raised on a hot path, recorded by a thread of their own (see ledger.service.alerting)."""
 
 from __future__ import annotations
 

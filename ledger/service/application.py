@@ -20,9 +20,15 @@ from uuid import uuid4
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
+from ledger.adapters.eventstore.postgres import FailFastPostgresRecorder
+from ledger.adapters.eventstore.store import LedgerStore
+from ledger.adapters.locks import OrderLock, lock_key
+from ledger.adapters.metrics import Metrics
+from ledger.adapters.refusals.quarantine import MemoryQuarantineLog, Quarantined, QuarantineLog
+from ledger.adapters.refusals.rejections import Rejection, RejectionLog
 from ledger.alipay.form import parse_notification
 from ledger.alipay.signature import verify
-from ledger.conflicts import save_with_retries
+from ledger.config import AlipayApp
 from ledger.domain.errors import (
     InvalidRequest,
     OrderNotFound,
@@ -35,16 +41,10 @@ from ledger.domain.errors import (
 )
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import DEFAULT_MAX_COPIES, Order
-from ledger.intake import GroupCommit, Recorded, Verified
-from ledger.locks import OrderLock, lock_key
-from ledger.loopcommit import LoopGroupCommit
-from ledger.memo import VerifiedMemo
-from ledger.metrics import Metrics
-from ledger.pgrecorder import FailFastPostgresRecorder
-from ledger.quarantine import MemoryQuarantineLog, Quarantined, QuarantineLog
-from ledger.rejections import Rejection, RejectionLog
-from ledger.settings import AlipayApp
-from ledger.store import LedgerStore
+from ledger.intake.batches import GroupCommit, Recorded, Verified
+from ledger.intake.loop import LoopGroupCommit
+from ledger.service.memo import VerifiedMemo
+from ledger.service.saving import save_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class LedgerService:
         options = dict(require_known_orders=require_known_orders, wait_seconds=lock_wait_seconds,
                        metrics=self.metrics, max_copies=max_copies)
         self.intake = GroupCommit(store, lock, **options)
-        # On PostgreSQL the serving loop commits the notifications itself (see ledger.loopcommit).
+        # On PostgreSQL the serving loop commits the notifications itself (see ledger.intake.loop).
         self.loop_intake = (LoopGroupCommit(store, lock, **options)
                             if isinstance(store.recorder, FailFastPostgresRecorder) else None)
         self._checked = VerifiedMemo(self._check)

@@ -14,10 +14,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from alembic import command
-from ledger.sql import make_engine
-from ledger.store import LedgerStore, persistence_env
+from ledger.adapters.eventstore.store import LedgerStore, persistence_env
+from ledger.adapters.sql.engine import make_engine
 
-SCRIPT_LOCATION = Path(__file__).resolve().parents[1] / "alembic"
+SCRIPT_LOCATION = Path(__file__).resolve().parents[3] / "alembic"
 MIGRATION_LOCK = 7_424_242_001
 
 

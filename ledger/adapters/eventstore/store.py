@@ -11,8 +11,8 @@ from eventsourcing.application import AggregateNotFoundError, Application, proje
 from eventsourcing.persistence import Recording, StoredEvent, Transcoder
 from eventsourcing.utils import Environment, EnvType
 
+from ledger.adapters.eventstore.transcoder import OrjsonTranscoder
 from ledger.domain.order import Order
-from ledger.transcoder import OrjsonTranscoder
 
 SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
 
@@ -43,7 +43,7 @@ def persistence_env(database_url: str, *, create_table: bool = True, pool_size: 
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             # A stall must surface in seconds as a 503, not hang Alipay's request.
             "POSTGRES_CONNECT_TIMEOUT": "2",
-            "APPLICATION_RECORDER_TOPIC": "ledger.pgrecorder:FailFastPostgresRecorder",
+            "APPLICATION_RECORDER_TOPIC": "ledger.adapters.eventstore.postgres:FailFastPostgresRecorder",
             "POSTGRES_LOCK_TIMEOUT": "5",
             "POSTGRES_PRE_PING": "y",
             # At least as many connections as threads that call the store (Starlette's pool is 40).
@@ -66,7 +66,7 @@ class LedgerStore(Application[UUID]):
         return transcoder
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
-        # Settings are read once by ledger.settings; never pick up stray variables from os.environ.
+        # Settings are read once by ledger.config; never pick up stray variables from os.environ.
         return Environment(name, dict(env or {}))
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:

@@ -19,7 +19,7 @@ from eventsourcing.persistence import StoredEvent
 from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Identifier
 
-from ledger.pgrecorder import WAIT_SECONDS, FailFastPostgresRecorder
+from ledger.adapters.eventstore.postgres import WAIT_SECONDS, FailFastPostgresRecorder
 
 T = TypeVar("T")
 

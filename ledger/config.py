@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from starlette.config import Config
 from starlette.datastructures import Secret
 
+from ledger.adapters.eventstore.store import persistence_env
 from ledger.alipay.keys import load_public_key
 from ledger.domain.errors import LedgerError
-from ledger.store import persistence_env
 
 ROLES = frozenset({"merchant", "auditor", "finance", "operator"})
 MIN_TOKEN_LENGTH = 16

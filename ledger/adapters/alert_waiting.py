@@ -1,4 +1,4 @@
-"""Where read-side alerts wait until every robot has them (see ledger.alerting): a Redis set when the rate
+"""Where read-side alerts wait until every robot has them (see ledger.service.alerting): a Redis set when the rate
 limiters are on Redis, so another process sends what this one could not; else a set in this process."""
 
 from __future__ import annotations

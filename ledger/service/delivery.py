@@ -16,10 +16,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from jobs.downstream import Outcome
+from ledger.adapters.eventstore.store import LedgerStore
+from ledger.adapters.outbound.downstream import Outcome
 from ledger.domain.order import Order
 from ledger.domain.outbox import RetryPolicy
-from ledger.store import LedgerStore
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 5

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from ledger.adapters.sql.engine import UtcDateTime
 from ledger.domain.limits import TEXT_CONTROL
-from ledger.sql import UtcDateTime
 
 log = logging.getLogger(__name__)
 BODY_LIMIT = 2048

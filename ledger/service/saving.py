@@ -14,10 +14,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
+from ledger.adapters.eventstore.store import LedgerStore
+from ledger.adapters.metrics import Metrics
 from ledger.domain.errors import StorageUnavailable, TooManyConflicts
 from ledger.domain.order import Order
-from ledger.metrics import Metrics
-from ledger.store import LedgerStore
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8

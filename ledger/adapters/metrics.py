@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ledger.recent import Recent
+from ledger.adapters.recent import Recent
 from projections.tables import alerts, deliveries
 
 SHARED_STATE_SECONDS = 2.0

@@ -1,7 +1,7 @@
 """Chat robots that alerts are sent to (DingTalk, WeCom), and `MemoryRobot`, their in-memory twin.
 
 Both robots answer with an `errcode` in a JSON body, usually over HTTP 200: the body, not the status, is the answer.
-Requests go through `jobs.http`: no redirects, a capped answer, one deadline per send.
+Requests go through `ledger.adapters.outbound.http`: no redirects, a capped answer, one deadline per send.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from jobs.compose import compose, truncate_utf8
-from jobs.http import HttpClient, OutboundError
+from ledger.adapters.outbound.compose import compose, truncate_utf8
+from ledger.adapters.outbound.http import HttpClient, OutboundError
 from ledger.domain.errors import LedgerError
 
 __all__ = ["DingTalkRobot", "MemoryRobot", "Robot", "RobotError", "WeComRobot", "compose", "dingtalk_sign"]

@@ -39,10 +39,10 @@ from dramatiq.rate_limits import ConcurrentRateLimiter, RateLimiterBackend, Wind
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from ledger.alert_queue import AlertQueue
-from ledger.alert_waiting import WaitingAlerts, waiting_alerts
+from ledger.adapters.alert_waiting import WaitingAlerts, waiting_alerts
+from ledger.adapters.eventstore.store import LedgerStore
 from ledger.domain.alert import Alert
-from ledger.store import LedgerStore
+from ledger.service.alert_queue import AlertQueue
 from projections.tables import alerts as alerts_table
 
 log = logging.getLogger(__name__)

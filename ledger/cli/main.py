@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ledger.config import Settings, SettingsError
 from ledger.domain.errors import LedgerError
-from ledger.settings import Settings, SettingsError
 
 PROJECTIONS_NICENESS = 10  # the read side's CPU priority below the intake's (see `projections run`)
 DESCRIPTORS_KEPT = 100  # files a serving process keeps for itself (database, Redis, logs), beyond its connections
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ledger.migrations import migrate
+    from ledger.adapters.sql.migrations import migrate
     from projections.process import ProjectionProcess
 
     settings = Settings.from_env(os.environ)
@@ -99,7 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
     if background:
         background.start()
     try:
-        uvicorn.run("ledger.cli:serving_app", factory=True, workers=args.workers, host=args.host, port=args.port,
+        uvicorn.run("ledger.cli.main:serving_app", factory=True, workers=args.workers, host=args.host, port=args.port,
                     log_level=args.log_level, access_log=False, **options)
     finally:
         if background:
@@ -175,7 +175,7 @@ def _tune_gc() -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from ledger.migrations import migrate
+    from ledger.adapters.sql.migrations import migrate
 
     migrate(str(Settings.from_env(os.environ).database_url))
     print("database is up to date")
@@ -183,7 +183,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from ledger.simulate import keygen
+    from ledger.cli.simulate import keygen
 
     public = keygen(args.dir)
     print(f"sandbox key pair written to {args.dir}/ (the private half stays with `ledger simulate`)")
@@ -192,7 +192,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from ledger.simulate import simulate
+    from ledger.cli.simulate import simulate
 
     if not args.app_id:
         raise SettingsError("give --app-id or set LEDGER_ALIPAY_APP_ID")
@@ -229,8 +229,8 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _projections(args: argparse.Namespace) -> int:
+    from ledger.adapters.sql.migrations import migrate
     from ledger.bootstrap import build
-    from ledger.migrations import migrate
 
     settings = Settings.from_env(os.environ)
     migrate(str(settings.database_url))
@@ -328,8 +328,8 @@ def _manual_queue(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from ledger.audit import recorded_callbacks_that_fail
     from ledger.bootstrap import build
+    from ledger.service.audit import recorded_callbacks_that_fail
 
     settings = Settings.from_env(os.environ)
     settings.require_apps()

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
+from ledger.adapters.eventstore.postgres_loop import AsyncEventWriter
+from ledger.adapters.eventstore.store import LedgerStore
+from ledger.adapters.locks import AsyncOrderLock, ManyHold, OrderLock
 from ledger.domain.errors import StorageUnavailable
 from ledger.domain.order import Order
-from ledger.intake import Batches, Pending, Recorded, Verified, fail_all
-from ledger.locks import AsyncOrderLock, ManyHold, OrderLock
-from ledger.pgasync import AsyncEventWriter
-from ledger.store import LedgerStore
+from ledger.intake.batches import Batches, Pending, Recorded, Verified, fail_all
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

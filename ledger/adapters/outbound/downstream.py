@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
-from jobs.http import HttpClient, OutboundError
+from ledger.adapters.outbound.http import HttpClient, OutboundError
 from ledger.domain.errors import Rejected
 
 SIGNATURE_HEADER = "Ledger-Signature"
@@ -121,7 +121,8 @@ class Outcome:
 
 
 class DownstreamClient:
-    """POSTs signed order changes to one merchant URL through `jobs.http`; every network problem is an `Outcome`."""
+    """POSTs signed order changes to one merchant URL through `ledger.adapters.outbound.http`; every network
+    problem is an `Outcome`."""
 
     def __init__(self, url: str, secret: str, *, timeout: float = 10.0, clock: Callable[[], float] = time.time):
         if not secret:

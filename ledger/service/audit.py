@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from eventsourcing.utils import get_topic
 
+from ledger.adapters.eventstore.store import LedgerStore
 from ledger.alipay.signature import verify
+from ledger.config import AlipayApp
 from ledger.domain.errors import SignatureInvalid
 from ledger.domain.order import Order
-from ledger.settings import AlipayApp
-from ledger.store import LedgerStore
 
 CALLBACK_TOPIC = get_topic(Order.CallbackReceived)  # type: ignore[attr-defined]
 

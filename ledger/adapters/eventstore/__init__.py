@@ -1,0 +1,2 @@
+"""The event store: an eventsourcing Application on SQLite (embedded) or PostgreSQL, with the ledger's
+tuned recorders."""
