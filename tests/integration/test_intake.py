@@ -184,16 +184,16 @@ def test_rejections_are_all_one_family(make_ledger: Callable[..., Ledger], sqlit
 def test_a_copy_identical_byte_for_byte_is_verified_once_and_recorded_as_its_own_delivery(
         make_ledger: Callable[..., Ledger], sqlite_url: str, alipay: SandboxAlipay,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import ledger.service.application
+    from ledger.service import application
 
     checks: list[dict[str, str]] = []
-    real_verify = ledger.service.verify
+    real_verify = application.verify
 
     def counting_verify(params: dict[str, str], public_key: object) -> None:
         checks.append(params)
         real_verify(params, public_key)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ledger.service, "verify", counting_verify)
+    monkeypatch.setattr(application, "verify", counting_verify)
     led = make_ledger(sqlite_url)
     order = ref()
     body = alipay.body(order)
