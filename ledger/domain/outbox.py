@@ -17,7 +17,8 @@ CLOCK_SLACK = timedelta(seconds=1)
 
 
 class RetryPolicy(Protocol):
-    max_retries: int
+    @property
+    def max_retries(self) -> int: ...
 
     def delay(self, retry: int) -> float:
         """Seconds before retry number `retry` (1 for the first retry)."""
