@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.auth import require
 from api.orders import positive_int
 from api.views import LedgerJSON
-from ledger.adapters.recent import Recent
-
-READINESS_SECONDS = 2.0
 
 
 async def healthz(request: Request) -> LedgerJSON:
@@ -23,8 +18,10 @@ async def healthz(request: Request) -> LedgerJSON:
 async def readyz(request: Request) -> LedgerJSON:
     """Ready while the event store answers. Redis down only degrades (the version check still fences),
     so it is reported, but does not take the process out of a load balancer. The database's answer is kept
-    for READINESS_SECONDS: the endpoint is open to anyone, and a flood of it must not load the database."""
-    ledger, check = request.app.state.ledger, _database_check(request)
+    for a couple of seconds (ledger.readiness, see ledger.bootstrap): the endpoint is open to anyone, and a
+    flood of it must not load the database."""
+    ledger = request.app.state.ledger
+    check = ledger.readiness
     lock = await run_in_threadpool(ledger.lock.check)
     database = check.kept()
     if database is None:
@@ -32,21 +29,6 @@ async def readyz(request: Request) -> LedgerJSON:
     ready = database["ok"]
     body = {"status": "ready" if ready else "unavailable", "database": database, "lock": lock}
     return LedgerJSON(body, status_code=200 if ready else 503)
-
-
-def _database_check(request: Request) -> Recent[dict[str, object]]:
-    state = request.app.state
-    if not hasattr(state, "database_check"):  # one per app, made on its event loop, where nothing interleaves
-        store = state.ledger.store
-        state.database_check = Recent(lambda: _ping(store), seconds=READINESS_SECONDS)
-    return state.database_check  # type: ignore[no-any-return]
-
-
-def _ping(store: Any) -> dict[str, object]:
-    try:
-        return {"ok": True, "head": store.ping()}
-    except Exception as exc:  # any failure to answer is "not ready"
-        return {"ok": False, "error": type(exc).__name__}
 
 
 async def rejected(request: Request) -> LedgerJSON:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -16,21 +15,18 @@ from api.orders import app_id_of, merchant_of_request, order_number
 from api.views import LedgerJSON
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.limits import check_note
-from projections.tables import alerts, deliveries
+from projections.queries import operations as queries
 
 MAX_ACTION_BYTES = 16 * 1024  # a note and the order's keys
 
 
-def manual_queue_rows(engine: sa.Engine) -> list[dict[str, object]]:
-    query = (sa.select(deliveries).where(deliveries.c.state == "abandoned")
-             .order_by(deliveries.c.updated_at, deliveries.c.order_id, deliveries.c.change))
-    with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+# The CLI's name for it (ledger.cli imports it from here).
+manual_queue_rows = queries.manual_queue
 
 
 async def manual_queue(request: Request) -> LedgerJSON:
     require(request, "operator")
-    rows = await run_in_threadpool(manual_queue_rows, request.app.state.ledger.engine)
+    rows = await run_in_threadpool(queries.manual_queue, request.app.state.ledger.engine)
     return LedgerJSON({"entries": rows})
 
 
@@ -65,17 +61,7 @@ async def resolve(request: Request) -> LedgerJSON:
 
 async def alert_counts(request: Request) -> LedgerJSON:
     require(request, "operator")
-
-    def counts() -> dict[str, object]:
-        query = sa.select(alerts.c.kind, sa.func.count(), sa.func.max(alerts.c.raised_at)).group_by(alerts.c.kind)
-        with request.app.state.ledger.engine.connect() as conn:
-            rows = conn.execute(query).all()
-            unsent = conn.execute(sa.select(sa.func.count()).select_from(alerts).where(alerts.c.sent_to == "")
-                                  ).scalar_one()
-        return {"by_kind": {kind: {"count": n, "last_raised_at": last} for kind, n, last in rows},
-                "waiting_to_be_sent": unsent}
-
-    return LedgerJSON(await run_in_threadpool(counts))
+    return LedgerJSON(await run_in_threadpool(queries.alert_counts, request.app.state.ledger.engine))
 
 
 async def metrics(request: Request) -> Response:

@@ -9,10 +9,11 @@ from starlette.routing import Route
 
 from api.auth import require
 from api.views import LedgerJSON
+from projections.runner import ProjectionRunner
 
 
-def _runner(request: Request):  # type: ignore[no-untyped-def]
-    runner = request.app.state.ledger.runner
+def _runner(request: Request) -> ProjectionRunner:
+    runner: ProjectionRunner | None = request.app.state.ledger.runner
     if runner is None:
         raise HTTPException(501, "this ledger keeps no read model (it runs on the in-memory store)")
     return runner

@@ -15,15 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
-import sqlalchemy as sa
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
 from ledger.adapters.outbound.robots import RobotError
-from ledger.domain import outbox
 from ledger.service.alerting import PACE_SECONDS
-from projections.tables import alerts, deliveries
+from projections.queries.operations import alerts_unsent, deliveries_due
 
 log = logging.getLogger(__name__)
 QUEUE = "ledger"
@@ -32,9 +30,9 @@ QUEUE = "ledger"
 def make_broker(redis_url: str | None, prefix: str) -> tuple[dramatiq.Broker, Any]:
     """The broker and the rate limiters' backend: on Redis when there is one, else in memory."""
     if redis_url:
-        broker = RedisBroker(url=redis_url, namespace=f"{prefix}-dramatiq")
+        broker = RedisBroker(url=redis_url, namespace=f"{prefix}-dramatiq")  # type: ignore[no-untyped-call]
         return broker, RedisBackend(url=redis_url)
-    return StubBroker(), StubBackend()
+    return StubBroker(), StubBackend()  # type: ignore[no-untyped-call]
 
 
 def _transient(retries: int, exc: BaseException) -> bool:
@@ -59,10 +57,10 @@ def declare(broker: dramatiq.Broker, ledger: Any) -> Actors:
             # Held back by a robot's pace, or another worker is sending: look again when the pace allows.
             actors.send_alerts.send_with_options(delay=PACE_SECONDS * 1000)
 
-    options = {"broker": broker, "queue_name": QUEUE, "retry_when": _transient, "min_backoff": 1000,
+    options: dict[str, Any] = {"broker": broker, "queue_name": QUEUE, "retry_when": _transient, "min_backoff": 1000,
                "max_backoff": 60_000}
-    actors = Actors(deliver=dramatiq.actor(deliver, actor_name="ledger.deliver", **options),
-                    send_alerts=dramatiq.actor(send_alerts, actor_name="ledger.send_alerts", **options))
+    actors = Actors(deliver=dramatiq.actor(actor_name="ledger.deliver", **options)(deliver),
+                    send_alerts=dramatiq.actor(actor_name="ledger.send_alerts", **options)(send_alerts))
     return actors
 
 
@@ -89,15 +87,8 @@ class Sweeper:
         now = self.ledger.clock()
         settings, engine = self.ledger.settings, self.ledger.engine
         lease = timedelta(seconds=settings.delivery_lease_seconds)
-        d = deliveries.c
-        overdue = sa.or_(
-            sa.and_(d.state == outbox.FAILED, d.next_retry_at <= now - self.grace),
-            sa.and_(d.state == outbox.IN_FLIGHT, d.started_at <= now - lease),
-            sa.and_(d.state.in_([outbox.PENDING, outbox.RETRY_REQUESTED]), d.updated_at <= now - self.grace))
-        with engine.connect() as conn:
-            due = conn.execute(sa.select(d.order_id, d.change).where(overdue).limit(1000)).all()
-            waiting = conn.execute(sa.select(sa.func.count()).select_from(alerts).where(alerts.c.sent_to == "")
-                                   ).scalar_one()
+        due = deliveries_due(engine, now=now, grace=self.grace, lease=lease)
+        waiting = alerts_unsent(engine)
         if settings.downstream_url:
             for order_id, change in due:
                 self.ledger.actors.deliver.send(order_id, change)

@@ -21,10 +21,11 @@ from jobs.dispatch import Dispatcher
 from jobs.runtime import Actors, InProcessWorker, Sweeper, declare, make_broker
 from ledger.adapters.eventstore.store import LedgerStore, persistence_env
 from ledger.adapters.locks import LocalOrderLock, OrderLock, RedisOrderLock
-from ledger.adapters.metrics import Metrics
+from ledger.adapters.metrics import Metrics, SharedState
 from ledger.adapters.outbound.compose import compose
 from ledger.adapters.outbound.downstream import BackoffPolicy, DownstreamClient
 from ledger.adapters.outbound.robots import DingTalkRobot, WeComRobot
+from ledger.adapters.recent import Recent
 from ledger.adapters.refusals.quarantine import MemoryQuarantineLog, SqlQuarantineLog
 from ledger.adapters.refusals.rejections import MemoryRejectionLog, RejectionLog, SqlRejectionLog
 from ledger.adapters.sql.engine import make_engine
@@ -34,7 +35,10 @@ from ledger.service.alerting import AlertService, BurstCounter
 from ledger.service.application import LedgerService
 from ledger.service.delivery import DeliveryService
 from projections import all_projections
+from projections.queries import gauges
 from projections.runner import Follower, ProjectionRunner
+
+READINESS_SECONDS = 2.0
 
 
 @dataclass
@@ -53,6 +57,11 @@ class Ledger:
     delivery: DeliveryService | None = None
     actors: Actors | None = None
     metrics: Metrics | None = None
+    # `/readyz`'s check of the event store, kept for READINESS_SECONDS (see _readiness).
+    readiness: Recent[dict[str, object]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.readiness = _readiness(self.store)
 
     def background(self, *, worker_threads: int = 4) -> list[Any]:
         """What runs beside the projections in the process that follows the log: the sweep, and without
@@ -111,20 +120,26 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     closers.append(service.close)
     ledger = Ledger(settings, store, lock, rejections, service, engine, None, closers, clock, broker, alerting)
     ledger.metrics = metrics
-    metrics.watch(ledger)
     ledger.actors = declare(broker, ledger)
     actors = ledger.actors
     if settings.downstream_url and settings.downstream_secret:
+        def schedule(order_id: str, change: str, seconds: float) -> None:
+            actors.deliver.send_with_options(args=(order_id, change), delay=int(seconds * 1000))
+
         client = DownstreamClient(settings.downstream_url, str(settings.downstream_secret),
                                   timeout=settings.downstream_timeout_seconds)
         ledger.delivery = DeliveryService(
             store, client, BackoffPolicy(settings.retry_max, settings.retry_base_seconds, settings.retry_cap_seconds),
-            lease=timedelta(seconds=settings.delivery_lease_seconds), clock=clock,
-            schedule=lambda order_id, change, seconds: actors.deliver.send_with_options(
-                args=(order_id, change), delay=int(seconds * 1000)))
+            lease=timedelta(seconds=settings.delivery_lease_seconds), clock=clock, schedule=schedule)
     if engine is not None:
-        dispatcher = Dispatcher(deliver=actors.deliver.send if ledger.delivery else None,
-                                wake_alerts=actors.send_alerts.send, raise_alert=alerting.raise_alert)
+        def deliver(order_id: str, change: str) -> None:
+            actors.deliver.send(order_id, change)
+
+        def wake_alerts() -> None:
+            actors.send_alerts.send()
+
+        dispatcher = Dispatcher(deliver=deliver if ledger.delivery else None, wake_alerts=wake_alerts,
+                                raise_alert=alerting.raise_alert)
 
         def on_parked(stream: str, at: int, exc: BaseException) -> None:
             # Through the alert thread: the runner neither fails nor waits on recording (and sending) it.
@@ -133,8 +148,34 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
                                "every other stream goes on. List and re-apply: ledger projections parked / unpark")
 
         ledger.runner = ProjectionRunner(store, engine, [*all_projections(), dispatcher], on_parked=on_parked)
+        metrics.watch(_shared_state(store, engine, ledger.runner))
     closers.append(broker.close)
     return ledger
+
+
+def _readiness(store: LedgerStore) -> Recent[dict[str, object]]:
+    """Whether the event store answers, read again at most every READINESS_SECONDS: `/readyz` is open to anyone,
+    and a flood of it must not load the database."""
+
+    def ping() -> dict[str, object]:
+        try:
+            return {"ok": True, "head": store.ping()}
+        except Exception as exc:  # any failure to answer is "not ready"
+            return {"ok": False, "error": type(exc).__name__}
+
+    return Recent(ping, seconds=READINESS_SECONDS)
+
+
+def _shared_state(store: LedgerStore, engine: sa.Engine, runner: ProjectionRunner) -> Callable[[], SharedState]:
+    """What the metrics' gauges read at a scrape: the read model's counts, and each projection's lag."""
+
+    def read() -> SharedState:
+        counts = gauges.counts(engine)
+        head = store.ping()
+        return SharedState(deliveries=counts.deliveries, manual_queue=counts.manual_queue, alerts=counts.alerts,
+                           lag={name: head - position for name, position in runner.positions().items()})
+
+    return read
 
 
 def _robots(settings: Settings) -> list[Any]:

@@ -23,8 +23,11 @@ ERROR_MAX = 2000
 
 
 class Applies(Protocol):
-    name: str
-    tables: tuple[sa.Table, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tables(self) -> tuple[sa.Table, ...]: ...
 
     def apply(self, conn: sa.Connection, events: Batch) -> None: ...
 

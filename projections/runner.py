@@ -28,8 +28,13 @@ MAX_TRIES = 3
 
 
 class Projection(Protocol):
-    name: str
-    tables: tuple[sa.Table, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tables(self) -> tuple[sa.Table, ...]:
+        """The tables it writes (rebuilt with it); none for one that only reacts, as the dispatcher."""
+        ...
 
     def apply(self, conn: sa.Connection, events: Batch) -> None:
         """Apply a batch of (position, event), in log order, within the caller's transaction."""

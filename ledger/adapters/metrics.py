@@ -8,19 +8,26 @@ was read is kept for a couple of seconds, so a flood of scrapes (the endpoint is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ledger.adapters.recent import Recent
-from projections.tables import alerts, deliveries
 
 SHARED_STATE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class SharedState:
+    """What the gauges show, as read from the database (the composition root says how)."""
+
+    deliveries: Mapping[str, int]  # by state
+    manual_queue: int
+    alerts: Mapping[str, int]  # by kind
+    lag: Mapping[str, int]  # by projection: events of the log it has not applied yet
 
 
 class Metrics:
@@ -40,48 +47,31 @@ class Metrics:
                                            "Copies of a notification beyond LEDGER_MAX_COPIES, answered, not recorded",
                                            registry=self.registry)
 
-    def watch(self, ledger: Any, *, seconds: float = SHARED_STATE_SECONDS) -> None:
-        self.registry.register(_SharedState(ledger, seconds))
-
-
-@dataclass(frozen=True)
-class _Reading:
-    by_state: list[tuple[str, int]]
-    by_kind: list[tuple[str, int]]
-    head: int
-    positions: dict[str, int]
+    def watch(self, read: Callable[[], SharedState], *, seconds: float = SHARED_STATE_SECONDS) -> None:
+        """Export the gauges of the shared state, which `read()` reads (blocking) at most once per `seconds`."""
+        self.registry.register(_SharedState(read, seconds))
 
 
 class _SharedState(Collector):
-    def __init__(self, ledger: Any, seconds: float) -> None:
-        self.ledger = ledger
-        self.reading = Recent(self._read, seconds=seconds)
-
-    def _read(self) -> _Reading:
-        with self.ledger.engine.connect() as conn:
-            by_state = conn.execute(sa.select(deliveries.c.state, sa.func.count()).group_by(deliveries.c.state)).all()
-            by_kind = conn.execute(sa.select(alerts.c.kind, sa.func.count()).group_by(alerts.c.kind)).all()
-        return _Reading([tuple(row) for row in by_state], [tuple(row) for row in by_kind], self.ledger.store.ping(),
-                        self.ledger.runner.positions())
+    def __init__(self, read: Callable[[], SharedState], seconds: float) -> None:
+        self.reading = Recent(read, seconds=seconds)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        if self.ledger.engine is None or self.ledger.runner is None:
-            return
         reading = self.reading.get()
         states = GaugeMetricFamily("ledger_deliveries", "Deliveries to the merchant's system, by state",
                                    labels=["state"])
-        for state, count in reading.by_state:
+        for state, count in reading.deliveries.items():
             states.add_metric([state], count)
         yield states
         queue = GaugeMetricFamily("ledger_manual_queue", "Deliveries abandoned and waiting for an operator")
-        queue.add_metric([], dict(reading.by_state).get("abandoned", 0))
+        queue.add_metric([], reading.manual_queue)
         yield queue
         raised = GaugeMetricFamily("ledger_alerts", "Alerts raised, by kind", labels=["kind"])
-        for kind, count in reading.by_kind:
+        for kind, count in reading.alerts.items():
             raised.add_metric([kind], count)
         yield raised
         lag = GaugeMetricFamily("ledger_projection_lag", "Events of the log a projection has not applied yet",
                                 labels=["projection"])
-        for name, position in reading.positions.items():
-            lag.add_metric([name], reading.head - position)
+        for name, behind in reading.lag.items():
+            lag.add_metric([name], behind)
         yield lag

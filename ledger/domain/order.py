@@ -133,7 +133,7 @@ class Order(Aggregate):
         if entry["state"] == outbox.IN_FLIGHT:
             # Its worker died, or never came back within the lease: that attempt counts, and may be the last.
             lost = "attempt lost: no outcome within the lease (worker stopped?)"
-            if entry["attempts"] - entry["round_start"] >= 1 + policy.max_retries:
+            if outbox.exhausted(entry, entry["attempts"], policy):
                 self._delivery_failed(change=change, attempt=entry["attempts"], error=lost, next_retry_at=None)
                 self._abandon(change=change, attempts=entry["attempts"], error=lost)
                 return None
@@ -150,24 +150,24 @@ class Order(Aggregate):
         if ok:
             self._delivered(change=change, attempt=attempt)
             return "succeeded"
-        tries = attempt - entry["round_start"]
-        if tries < 1 + policy.max_retries:
+        if not outbox.exhausted(entry, attempt, policy):
+            retry = attempt - entry["round_start"]
             self._delivery_failed(change=change, attempt=attempt, error=error[:500],
-                                  next_retry_at=now + timedelta(seconds=policy.delay(tries)))
+                                  next_retry_at=now + timedelta(seconds=policy.delay(retry)))
             return "retry"
         self._delivery_failed(change=change, attempt=attempt, error=error[:500], next_retry_at=None)
         self._abandon(change=change, attempts=attempt, error=error[:500])
         return "abandoned"
 
     def request_manual_retry(self, who: str, note: str) -> list[str]:
-        changes = [c for c, e in self.outbox.items() if e["state"] == outbox.ABANDONED]
+        changes = outbox.abandoned(self.outbox)
         if not changes:
             raise NothingToDo(f"order {self.out_trade_no} has no abandoned delivery")
         self._manual_retry(changes=changes, who=who, note=note)
         return changes
 
     def resolve_manually(self, who: str, note: str) -> list[str]:
-        changes = [c for c, e in self.outbox.items() if e["state"] == outbox.ABANDONED]
+        changes = outbox.abandoned(self.outbox)
         if not changes:
             raise NothingToDo(f"order {self.out_trade_no} has no abandoned delivery")
         if not note.strip():

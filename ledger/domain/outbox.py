@@ -17,7 +17,8 @@ CLOCK_SLACK = timedelta(seconds=1)
 
 
 class RetryPolicy(Protocol):
-    max_retries: int
+    @property
+    def max_retries(self) -> int: ...
 
     def delay(self, retry: int) -> float:
         """Seconds before retry number `retry` (1 for the first retry)."""
@@ -40,6 +41,17 @@ def is_due(entry: dict[str, Any], now: datetime, lease: timedelta) -> bool:
     if state == FAILED:
         return bool(entry["next_retry_at"] <= now + CLOCK_SLACK)
     return True
+
+
+def exhausted(entry: dict[str, Any], attempt: int, policy: RetryPolicy) -> bool:
+    """Whether attempt number `attempt` was the last the policy allows: after it fails, the delivery is abandoned
+    (the manual queue). An operator's retry starts a new round of as many."""
+    return attempt - int(entry["round_start"]) >= 1 + policy.max_retries
+
+
+def abandoned(entries: dict[str, dict[str, Any]]) -> list[str]:
+    """An order's changes in the manual queue: abandoned, waiting for an operator to retry or resolve them."""
+    return [change for change, entry in entries.items() if entry["state"] == ABANDONED]
 
 
 def change_of(kind: str, event: Any) -> str | None:

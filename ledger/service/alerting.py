@@ -43,7 +43,7 @@ from ledger.adapters.alert_waiting import WaitingAlerts, waiting_alerts
 from ledger.adapters.eventstore.store import LedgerStore
 from ledger.domain.alert import Alert
 from ledger.service.alert_queue import AlertQueue
-from projections.tables import alerts as alerts_table
+from projections.queries.operations import alerts_not_sent_to
 
 log = logging.getLogger(__name__)
 ROBOT_MESSAGES_PER_MINUTE = 20
@@ -102,8 +102,8 @@ class AlertService:
         return sent
 
     def _send_alone(self, robot: Any, *, table: bool) -> int | None:
-        mutex = ConcurrentRateLimiter(self.limits, f"{self.key_prefix}:alerts-send-{robot.name}", limit=1,
-                                      ttl=60_000)
+        mutex = ConcurrentRateLimiter(self.limits, f"{self.key_prefix}:alerts-send-{robot.name}",  # type: ignore[no-untyped-call]
+                                      limit=1, ttl=60_000)
         with mutex.acquire(raise_on_failure=False) as alone:
             return self._send_to(robot, table=table) if alone else None
 
@@ -114,8 +114,8 @@ class AlertService:
             pending += [alert for alert in self._pending(robot.name) if alert.id not in waiting]
         if not pending:
             return 0
-        pace = WindowRateLimiter(self.limits, f"{self.key_prefix}:alerts-robot-{robot.name}", limit=1,
-                                 window=PACE_SECONDS)
+        pace = WindowRateLimiter(self.limits, f"{self.key_prefix}:alerts-robot-{robot.name}",  # type: ignore[no-untyped-call]
+                                 limit=1, window=PACE_SECONDS)
         with pace.acquire(raise_on_failure=False) as allowed:
             if not allowed:
                 return None
@@ -128,12 +128,9 @@ class AlertService:
     def _pending(self, robot: str) -> list[Alert]:
         if self.engine is None:
             return []
-        query = (sa.select(alerts_table.c.alert_id).where(alerts_table.c.sent_to.notlike(f"%{robot}%"))
-                 .order_by(alerts_table.c.raised_at.desc()).limit(BATCH))
-        with self.engine.connect() as conn:
-            ids = list(conn.execute(query).scalars())
+        ids = alerts_not_sent_to(self.engine, robot, limit=BATCH)
         # The table may lag the log: the alert's own stream says whether it was sent.
-        found = [self.store.repository.get(UUID(i)) for i in ids]
+        found: list[Alert] = [self.store.repository.get(UUID(i)) for i in ids]
         return [a for a in found if robot not in a.sent_to]
 
     def _read_side_for(self, robot: str) -> list[Alert]:

@@ -7,6 +7,7 @@ from uuid import uuid4
 
 import pytest
 
+from ledger.domain import outbox
 from ledger.domain.errors import InvalidRequest, NothingToDo
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
@@ -81,3 +82,11 @@ def test_manual_actions_need_an_abandoned_delivery_and_resolving_needs_a_note() 
 def test_an_unknown_change_is_refused() -> None:
     with pytest.raises(InvalidRequest):
         paid_order().begin_delivery("refund:nope", T0, LEASE, Policy())
+
+
+def test_the_attempt_after_the_last_retry_is_the_last_and_a_manual_retry_starts_a_new_round() -> None:
+    entry = outbox.new_entry("payment")
+    # 1 + max_retries attempts in a round: the first, then two retries.
+    assert [outbox.exhausted(entry, attempt, Policy()) for attempt in (1, 2, 3)] == [False, False, True]
+    entry["round_start"] = 3  # an operator asked for a retry after the third
+    assert [outbox.exhausted(entry, attempt, Policy()) for attempt in (4, 5, 6)] == [False, False, True]

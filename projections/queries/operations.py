@@ -1,0 +1,62 @@
+"""Operators' reads of the failure stream's tables: the manual queue, the deliveries that are overdue, and the
+alerts (counts, and those a robot has not had)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from ledger.domain import outbox
+from projections.tables import alerts, deliveries
+
+# What an operator must settle: a delivery the retries gave up on (ledger.domain.order decides when).
+MANUAL_QUEUE = outbox.ABANDONED
+_UNSENT = sa.select(sa.func.count()).select_from(alerts).where(alerts.c.sent_to == "")
+
+
+def manual_queue(engine: sa.Engine) -> list[dict[str, Any]]:
+    """The abandoned deliveries, oldest first."""
+    d = deliveries.c
+    query = sa.select(deliveries).where(d.state == MANUAL_QUEUE).order_by(d.updated_at, d.order_id, d.change)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def deliveries_due(engine: sa.Engine, *, now: datetime, grace: timedelta, lease: timedelta,
+                   limit: int = 1000) -> list[tuple[str, str]]:
+    """(order_id, change) of deliveries whose message looks lost: a retry overdue by `grace`, an attempt in
+    flight past its `lease`, or one waiting to start for `grace`. The order's own record decides again."""
+    d = deliveries.c
+    overdue = sa.or_(
+        sa.and_(d.state == outbox.FAILED, d.next_retry_at <= now - grace),
+        sa.and_(d.state == outbox.IN_FLIGHT, d.started_at <= now - lease),
+        sa.and_(d.state.in_([outbox.PENDING, outbox.RETRY_REQUESTED]), d.updated_at <= now - grace))
+    with engine.connect() as conn:
+        return [(order_id, change) for order_id, change in conn.execute(sa.select(d.order_id, d.change)
+                                                                         .where(overdue).limit(limit))]
+
+
+def alerts_unsent(engine: sa.Engine) -> int:
+    """How many alerts no robot has had yet."""
+    with engine.connect() as conn:
+        return int(conn.execute(_UNSENT).scalar_one())
+
+
+def alert_counts(engine: sa.Engine) -> dict[str, Any]:
+    """Alerts raised by kind (how many, the last one's time), and how many no robot has had yet."""
+    query = sa.select(alerts.c.kind, sa.func.count(), sa.func.max(alerts.c.raised_at)).group_by(alerts.c.kind)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+        unsent = conn.execute(_UNSENT).scalar_one()
+    return {"by_kind": {kind: {"count": n, "last_raised_at": last} for kind, n, last in rows},
+            "waiting_to_be_sent": unsent}
+
+
+def alerts_not_sent_to(engine: sa.Engine, robot: str, *, limit: int) -> list[str]:
+    """The ids of the newest `limit` alerts the table says `robot` has not had (the table may lag the log)."""
+    query = (sa.select(alerts.c.alert_id).where(alerts.c.sent_to.notlike(f"%{robot}%"))
+             .order_by(alerts.c.raised_at.desc()).limit(limit))
+    with engine.connect() as conn:
+        return [str(alert_id) for alert_id in conn.execute(query).scalars()]
