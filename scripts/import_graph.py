@@ -2,8 +2,8 @@
 
 Each node is a layer: a sub-package or module of `ledger/` (`ledger.domain`, `ledger.service`, ...), or one of
 the top-level packages (`api`, `jobs`, `projections`). Prints every edge with the modules that make it, then
-the cycles between layers. Exits 1 if there is a cycle that does not pass through the composition root
-(`ledger.bootstrap`) or an entrypoint (`ledger.cli`, `api`) that only it and the CLI import.
+the cycles between layers and every edge that points up (RANK below) or from an entrypoint into an adapter.
+Exits 1 if there is any of those, other than through the composition root (`ledger.bootstrap`).
 
     python scripts/import_graph.py            # edges and cycles
     python scripts/import_graph.py --modules  # module-level edges instead
@@ -20,6 +20,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ledger", "api", "jobs", "projections")
 ROOTS = {"ledger.bootstrap"}  # the composition root: allowed to close a cycle
+# Dependencies point down: entrypoints -> composition root -> use cases -> read model, settings -> adapters -> domain.
+RANK = {
+    "ledger.domain": 0,
+    "ledger.alipay": 1, "ledger.adapters": 1,
+    "ledger.config": 2, "projections": 2,
+    "ledger.service": 3, "ledger.intake": 3, "jobs": 3,
+    "ledger.bootstrap": 4,
+    "api": 5, "ledger.cli": 5,
+}
+ENTRYPOINTS = {"api", "ledger.cli"}
 
 
 def module_name(path: Path) -> str:
@@ -120,14 +130,19 @@ def main() -> int:
             print(f"{a} -> {b}  ({len(edges[a][b])})")
     if modules_level:
         return 0
+    wrong = [f"{a} -> {b}" for a in sorted(edges) for b in sorted(edges[a])
+             if a not in ROOTS and (RANK.get(b, 0) > RANK.get(a, 0) or (a in ENTRYPOINTS and b == "ledger.adapters"))]
+    for edge in wrong:
+        print("points up or into an adapter:", edge)
     without_root = {a: {b: v for b, v in t.items() if b not in ROOTS} for a, t in edges.items() if a not in ROOTS}
     all_cycles, bad = cycles(edges), cycles(without_root)
     for component in all_cycles:
         print("cycle:", " <-> ".join(component))
     if bad:
         print("cycles without the composition root:", "; ".join(" <-> ".join(c) for c in bad))
+    if bad or wrong:
         return 1
-    print("no cycle between layers other than through the composition root")
+    print("every dependency points down; no cycle between layers other than through the composition root")
     return 0
 
 
