@@ -70,10 +70,9 @@ async def alert_counts(request: Request) -> LedgerJSON:
         query = sa.select(alerts.c.kind, sa.func.count(), sa.func.max(alerts.c.raised_at)).group_by(alerts.c.kind)
         with request.app.state.ledger.engine.connect() as conn:
             rows = conn.execute(query).all()
-            unsent = conn.execute(sa.select(sa.func.count()).select_from(alerts).where(alerts.c.sent_to == "")
-                                  ).scalar_one()
+            status = dict(conn.execute(sa.select(alerts.c.status, sa.func.count()).group_by(alerts.c.status)).all())
         return {"by_kind": {kind: {"count": n, "last_raised_at": last} for kind, n, last in rows},
-                "waiting_to_be_sent": unsent}
+                "waiting_to_be_sent": status.get("waiting", 0), "no_robots": status.get("no_robots", 0)}
 
     return LedgerJSON(await run_in_threadpool(counts))
 

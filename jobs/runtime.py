@@ -93,7 +93,8 @@ class Sweeper:
         overdue = sa.or_(
             sa.and_(d.state == outbox.FAILED, d.next_retry_at <= now - self.grace),
             sa.and_(d.state == outbox.IN_FLIGHT, d.started_at <= now - lease),
-            sa.and_(d.state.in_([outbox.PENDING, outbox.RETRY_REQUESTED]), d.updated_at <= now - self.grace))
+            sa.and_(d.state.in_([outbox.PENDING, outbox.RETRY_REQUESTED, outbox.NO_DOWNSTREAM]),
+                    d.updated_at <= now - self.grace))
         with engine.connect() as conn:
             due = conn.execute(sa.select(d.order_id, d.change).where(overdue).limit(1000)).all()
             waiting = conn.execute(sa.select(sa.func.count()).select_from(alerts).where(alerts.c.sent_to == "")

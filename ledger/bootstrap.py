@@ -90,7 +90,8 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
         closers.append(engine.dispose)
     broker, limits = make_broker(str(settings.redis_url) if settings.redis_url else None,
                                  settings.redis_prefix)
-    alerting = AlertService(store, engine, _robots(settings) if robots is None else robots, limits,
+    robots = _robots(settings) if robots is None else robots
+    alerting = AlertService(store, engine, robots, limits,
                             dedup_seconds=settings.alert_dedup_seconds, clock=clock, compose=compose,
                             key_prefix=settings.redis_prefix)
     closers.append(alerting.later.close)
@@ -132,7 +133,8 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
                                f"the read side holds back stream {stream} from position {at} ({type(exc).__name__}); "
                                "every other stream goes on. List and re-apply: ledger projections parked / unpark")
 
-        ledger.runner = ProjectionRunner(store, engine, [*all_projections(), dispatcher], on_parked=on_parked)
+        ledger.runner = ProjectionRunner(store, engine, [*all_projections(
+            downstream=ledger.delivery is not None, robots=bool(robots)), dispatcher], on_parked=on_parked)
     closers.append(broker.close)
     return ledger
 

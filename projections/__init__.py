@@ -6,7 +6,8 @@ from projections.operations import AlertsProjection, DeliveriesProjection
 from projections.order_status import OrderStatusProjection
 
 
-def all_projections() -> list:  # type: ignore[type-arg]
-    """In dependency order: order_status first, the others look up an order's keys in it."""
+def all_projections(*, downstream: bool = True, robots: bool = True) -> list:  # type: ignore[type-arg]
+    """In dependency order: order_status first, the others look up an order's keys in it. `downstream` and
+    `robots`: whether deliveries and alerts have anywhere to go (else their rows say so, not "pending")."""
     return [OrderStatusProjection(), CallbackLogProjection(), DailyTotalsProjection(), JournalProjection(),
-            DeliveriesProjection(), AlertsProjection()]
+            DeliveriesProjection(downstream=downstream), AlertsProjection(robots=robots)]
