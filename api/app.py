@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from api import health, notify, operations, orders, parking, quarantine, reports
 from api.deadlines import QuietTimeouts
+from api.errors import error_body
 from api.floods import RefusalFloods
 from api.views import LedgerJSON
 from ledger.bootstrap import Ledger
@@ -31,7 +32,7 @@ async def ledger_error(request: Request, exc: Exception) -> Response:
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return LedgerJSON({"error": "http", "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return LedgerJSON(error_body(exc), status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, refusal_threads: int = 8,

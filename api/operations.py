@@ -20,10 +20,6 @@ from projections.queries import operations as queries
 MAX_ACTION_BYTES = 16 * 1024  # a note and the order's keys
 
 
-# The CLI's name for it (ledger.cli imports it from here).
-manual_queue_rows = queries.manual_queue
-
-
 async def manual_queue(request: Request) -> LedgerJSON:
     require(request, "operator")
     rows = await run_in_threadpool(queries.manual_queue, request.app.state.ledger.engine)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from api.auth import require
 from api.bodies import BodyTooLarge, json_object, read_limited
+from api.errors import ApiError
 from api.views import LedgerJSON, event_view, order_view
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.limits import ID_MAX, check_registration, check_text
@@ -81,12 +84,25 @@ async def show(request: Request) -> LedgerJSON:
     wanted = request.query_params.get("min_position")
     position = positive_int(wanted, "min_position") if wanted is not None else 0
     if position and not await reached(ledger.engine, position, timeout=READ_YOUR_WRITE_SECONDS):
-        raise HTTPException(503, f"the read model has not reached position {wanted} yet; ask again",
-                            headers={"Retry-After": "1"})
-    row = await run_in_threadpool(order_row, ledger.engine, app_id, order_number(request), merchant)
+        raise ApiError(503, "read_model_behind", f"the read model has not reached position {wanted} yet; ask again",
+                       headers={"Retry-After": "1"})
+    out_trade_no = order_number(request)
+    row = await run_in_threadpool(order_row, ledger.engine, app_id, out_trade_no, merchant)
     if row is None:
-        raise HTTPException(404, "no such order in the read model")
+        await _not_in_read_model(request, app_id, out_trade_no, merchant)
     return LedgerJSON(row)
+
+
+async def _not_in_read_model(request: Request, app_id: str, out_trade_no: str, merchant: str) -> NoReturn:
+    """404: either no such order, or one the log has and the read model has not applied yet (a read right
+    after the write): that one says how to wait for it."""
+    recorded = await run_in_threadpool(lambda: request.app.state.ledger.service.history(
+        app_id, out_trade_no, limit=1, merchant=merchant))
+    if recorded:
+        raise ApiError(404, "not_yet_projected", "the order is recorded, but the read model has not applied it yet",
+                       hint="ask again with ?min_position=N, N the position the write answered (a registration's "
+                            "\"position\"): the read then waits until the read model has it")
+    raise HTTPException(404, "no such order in the read model")
 
 
 async def history(request: Request) -> LedgerJSON:

@@ -99,7 +99,8 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
         closers.append(engine.dispose)
     broker, limits = make_broker(str(settings.redis_url) if settings.redis_url else None,
                                  settings.redis_prefix)
-    alerting = AlertService(store, engine, _robots(settings) if robots is None else robots, limits,
+    robots = _robots(settings) if robots is None else robots
+    alerting = AlertService(store, engine, robots, limits,
                             dedup_seconds=settings.alert_dedup_seconds, clock=clock, compose=compose,
                             key_prefix=settings.redis_prefix)
     closers.append(alerting.later.close)
@@ -147,7 +148,8 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
                                f"the read side holds back stream {stream} from position {at} ({type(exc).__name__}); "
                                "every other stream goes on. List and re-apply: ledger projections parked / unpark")
 
-        ledger.runner = ProjectionRunner(store, engine, [*all_projections(), dispatcher], on_parked=on_parked)
+        ledger.runner = ProjectionRunner(store, engine, [*all_projections(
+            downstream=ledger.delivery is not None, robots=bool(robots)), dispatcher], on_parked=on_parked)
         metrics.watch(_shared_state(store, engine, ledger.runner))
     closers.append(broker.close)
     return ledger
@@ -204,3 +206,17 @@ def _lock(settings: Settings, closers: list[Any], *, on_degraded: Callable[[Exce
                           # The serving loop's own client (an async client stays on the loop that made it).
                           async_client=lambda: redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 1),
                                                                             **_LOCK_TIMEOUTS))
+
+
+def migrate(settings: Settings) -> None:
+    """Bring the configured database to the code's schema (`ledger migrate`, and `serve` before it serves)."""
+    from ledger.adapters.sql.migrations import migrate as to_head
+
+    to_head(str(settings.database_url))
+
+
+def database_problem(settings: Settings, *, create: bool) -> str | None:
+    """One line saying why the configured database cannot be used (missing, unreachable), or None."""
+    from ledger.adapters.sql.presence import database_problem as problem
+
+    return problem(str(settings.database_url), create=create)

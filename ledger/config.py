@@ -79,6 +79,8 @@ class Settings:
     max_connections: int = 1000
     refusals_per_second: float = 20.0
     trusted_proxies: tuple[str, ...] = ()
+    log_format: str = "text"
+    access_log: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -115,6 +117,7 @@ class Settings:
             projections_inline=_projections_mode(read("PROJECTIONS", default="inline"), problems),
             **_jobs(read, problems),
             **_serving(read, problems),
+            **_logging(read, problems),
         )
         if problems:
             raise SettingsError("invalid configuration:\n  - " + "\n  - ".join(problems))
@@ -192,6 +195,19 @@ def _serving(read: Any, problems: list[str]) -> dict[str, Any]:
     for key in ("request_read_seconds", "max_connections", "refusals_per_second"):
         _positive(values[key], key.upper(), problems)
     return values
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _logging(read: Any, problems: list[str]) -> dict[str, Any]:
+    """How the processes log: LEDGER_LOG_FORMAT text (a line for people) or json (one object a line, for a
+    collector); LEDGER_ACCESS_LOG on adds a line per HTTP request (uvicorn's access log), off by default."""
+    log_format = str(read("LOG_FORMAT", default="text")).strip().lower()
+    if log_format not in LOG_FORMATS:
+        problems.append(f"LEDGER_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+        log_format = "text"
+    return {"log_format": log_format, "access_log": bool(read("ACCESS_LOG", _flag, False))}
 
 
 def _trusted_proxies(text: str, problems: list[str]) -> tuple[str, ...]:

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from projections.runner import Projection
 
 
-def all_projections() -> list[Projection]:
-    """In dependency order: order_status first, the others look up an order's keys in it."""
+def all_projections(*, downstream: bool = True, robots: bool = True) -> list[Projection]:
+    """In dependency order: order_status first, the others look up an order's keys in it. `downstream` and
+    `robots`: whether deliveries and alerts have anywhere to go (else their rows say so, not "pending")."""
     return [OrderStatusProjection(), CallbackLogProjection(), DailyTotalsProjection(), JournalProjection(),
-            DeliveriesProjection(), AlertsProjection()]
+            DeliveriesProjection(downstream=downstream), AlertsProjection(robots=robots)]

@@ -16,8 +16,10 @@ class DeliveriesProjection:
     name = "deliveries"
     tables = (deliveries,)
 
-    def __init__(self) -> None:
+    def __init__(self, *, downstream: bool = True) -> None:
         self.keys = OrderKeys()
+        # Without a downstream URL nothing sends a change: its row says so rather than "pending" for ever.
+        self.new_state = outbox.PENDING if downstream else outbox.NO_DOWNSTREAM
 
     def apply(self, conn: sa.Connection, events: Batch) -> None:
         self.keys.learn(events)
@@ -36,7 +38,7 @@ class DeliveriesProjection:
             return None
         key = self.keys(conn, event.originator_id)
         return {"order_id": str(event.originator_id), "change": change, "app_id": key.app_id,
-                "auth_app_id": key.auth_app_id, "out_trade_no": key.out_trade_no, "state": outbox.PENDING,
+                "auth_app_id": key.auth_app_id, "out_trade_no": key.out_trade_no, "state": self.new_state,
                 "attempts": 0, "last_error": "", "updated_at": event.timestamp}
 
     def _progress(self, conn: sa.Connection, event: Any) -> None:
@@ -62,9 +64,16 @@ _PROGRESS: dict[str, Callable[[Any], dict[str, Any]]] = {
 }
 
 
+WAITING, SENT, NO_ROBOTS = "waiting", "sent", "no_robots"  # an alert's status: sent once any robot has it
+
+
 class AlertsProjection:
     name = "alerts"
     tables = (alerts,)
+
+    def __init__(self, *, robots: bool = True) -> None:
+        # Without a robot nothing sends an alert: its row says so rather than waiting for ever.
+        self.new_status = WAITING if robots else NO_ROBOTS
 
     def apply(self, conn: sa.Connection, events: Batch) -> None:
         for _, event in events:
@@ -74,9 +83,10 @@ class AlertsProjection:
         kind = type(event).__name__
         if kind == "AlertRaised":
             conn.execute(alerts.insert().values(alert_id=str(event.originator_id), kind=event.kind, key=event.key,
-                                                message=event.message, raised_at=event.raised_at, sent_to=""))
+                                                message=event.message, raised_at=event.raised_at, sent_to="",
+                                                status=self.new_status))
         elif kind == "AlertSent":
             row = alerts.c.alert_id == str(event.originator_id)
             sent = conn.execute(sa.select(alerts.c.sent_to).where(row)).scalar_one()
             robots = sorted({*filter(None, sent.split(",")), event.channel})
-            conn.execute(alerts.update().where(row).values(sent_to=",".join(robots)))
+            conn.execute(alerts.update().where(row).values(sent_to=",".join(robots), status=SENT))

@@ -28,8 +28,8 @@ def _die_with_parent() -> None:
 
 
 class ProjectionProcess:
-    def __init__(self, *, restart_seconds: float = 1.0) -> None:
-        self.restart_seconds = restart_seconds
+    def __init__(self, *, restart_seconds: float = 1.0, log_level: str = "info") -> None:
+        self.restart_seconds, self.log_level = restart_seconds, log_level
         self.stopping = threading.Event()
         self.child: subprocess.Popen[bytes] | None = None
         self.restarts = 0
@@ -52,7 +52,8 @@ class ProjectionProcess:
     def _supervise(self) -> None:
         env = {**os.environ, "LEDGER_PROJECTIONS": "separate"}
         while not self.stopping.is_set():
-            self.child = subprocess.Popen([sys.executable, "-m", "ledger.cli", "projections", "run"], env=env,
+            self.child = subprocess.Popen([sys.executable, "-m", "ledger.cli", "projections", "run",
+                                           "--log-level", self.log_level], env=env,
                                           preexec_fn=_die_with_parent)  # noqa: PLW1509 - nothing else runs in it
             code = self.child.wait()
             if not self.stopping.is_set():

@@ -117,6 +117,7 @@ alerts = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("raised_at", UTC_TIME, nullable=False),
     sa.Column("sent_to", sa.String(64), nullable=False),  # comma-separated robots it reached
+    sa.Column("status", sa.String(16), nullable=False),  # waiting, sent, or no_robots (none configured)
     sa.Index("ix_alerts_raised", "raised_at"),
 )
 

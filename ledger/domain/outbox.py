@@ -11,6 +11,9 @@ from typing import Any, Protocol
 
 PENDING, IN_FLIGHT, FAILED, RETRY_REQUESTED = "pending", "in_flight", "failed", "retry_requested"
 SUCCEEDED, ABANDONED, RESOLVED = "succeeded", "abandoned", "resolved"
+# The read model's state of a change when no downstream URL is configured: nothing waits to send it, so it is
+# not pending (configured later, the sweep sends what is there).
+NO_DOWNSTREAM = "no_downstream"
 FINAL = frozenset({SUCCEEDED, ABANDONED, RESOLVED})
 # A delayed message may arrive a little before its time when hosts' clocks differ.
 CLOCK_SLACK = timedelta(seconds=1)

@@ -13,7 +13,8 @@ from projections.tables import alerts, deliveries
 
 # What an operator must settle: a delivery the retries gave up on (ledger.domain.order decides when).
 MANUAL_QUEUE = outbox.ABANDONED
-_UNSENT = sa.select(sa.func.count()).select_from(alerts).where(alerts.c.sent_to == "")
+_UNSENT = (sa.select(sa.func.count()).select_from(alerts)
+           .where(alerts.c.sent_to == "", alerts.c.status != "no_robots"))
 
 
 def manual_queue(engine: sa.Engine) -> list[dict[str, Any]]:
@@ -32,26 +33,28 @@ def deliveries_due(engine: sa.Engine, *, now: datetime, grace: timedelta, lease:
     overdue = sa.or_(
         sa.and_(d.state == outbox.FAILED, d.next_retry_at <= now - grace),
         sa.and_(d.state == outbox.IN_FLIGHT, d.started_at <= now - lease),
-        sa.and_(d.state.in_([outbox.PENDING, outbox.RETRY_REQUESTED]), d.updated_at <= now - grace))
+        sa.and_(d.state.in_([outbox.PENDING, outbox.RETRY_REQUESTED, outbox.NO_DOWNSTREAM]),
+                d.updated_at <= now - grace))
     with engine.connect() as conn:
         return [(order_id, change) for order_id, change in conn.execute(sa.select(d.order_id, d.change)
                                                                          .where(overdue).limit(limit))]
 
 
 def alerts_unsent(engine: sa.Engine) -> int:
-    """How many alerts no robot has had yet."""
+    """How many alerts no robot has had yet (of those there was a robot for)."""
     with engine.connect() as conn:
         return int(conn.execute(_UNSENT).scalar_one())
 
 
 def alert_counts(engine: sa.Engine) -> dict[str, Any]:
-    """Alerts raised by kind (how many, the last one's time), and how many no robot has had yet."""
+    """Alerts raised by kind (how many, the last one's time); how many wait for a robot, and how many have none
+    to go to (no robot configured when they were projected)."""
     query = sa.select(alerts.c.kind, sa.func.count(), sa.func.max(alerts.c.raised_at)).group_by(alerts.c.kind)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-        unsent = conn.execute(_UNSENT).scalar_one()
+        status = dict(conn.execute(sa.select(alerts.c.status, sa.func.count()).group_by(alerts.c.status)).all())
     return {"by_kind": {kind: {"count": n, "last_raised_at": last} for kind, n, last in rows},
-            "waiting_to_be_sent": unsent}
+            "waiting_to_be_sent": status.get("waiting", 0), "no_robots": status.get("no_robots", 0)}
 
 
 def alerts_not_sent_to(engine: sa.Engine, robot: str, *, limit: int) -> list[str]:

@@ -55,14 +55,14 @@ class ApiLimitsContract(ApiContract):
     def test_a_registration_of_100000_nested_brackets_is_refused_as_too_large_not_a_500(
             self, client: TestClient) -> None:
         response = register_raw(client, b"[" * 100_000)
-        assert is_json_error(response, 413, "http"), response.text
+        assert is_json_error(response, 413, "too_large"), response.text
         assert "16384" in response.json()["detail"]
 
     def test_a_registration_over_16_kib_is_refused_as_too_large_and_nothing_is_recorded(
             self, client: TestClient, ledger: Ledger) -> None:
         body = json.dumps({"out_trade_no": "BIG-1", "total_amount": "88.00", "subject": "x" * LIMIT}).encode()
         response = register_raw(client, body)
-        assert is_json_error(response, 413, "http"), response.text
+        assert is_json_error(response, 413, "too_large"), response.text
         assert nothing_recorded(ledger, "BIG-1")
 
     def test_a_streamed_registration_over_16_kib_without_a_length_is_refused_as_too_large(
@@ -75,7 +75,7 @@ class ApiLimitsContract(ApiContract):
 
         response = register_raw(client, chunks())
         assert "content-length" not in response.request.headers
-        assert is_json_error(response, 413, "http"), response.text
+        assert is_json_error(response, 413, "too_large"), response.text
         assert nothing_recorded(ledger, "BIG-2")
 
     def test_a_registration_of_exactly_16_kib_is_read_and_registered(self, client: TestClient) -> None:

@@ -58,8 +58,8 @@ class HistoryPagesContract(ApiContract):
         notify(client, alipay, "PAGE-2")
         after = history(client, "PAGE-2", after_version="3").json()
         assert (after["events"], after["next_after_version"]) == ([], None)
-        assert is_json_error(history(client, "NO-SUCH", after_version="3"), 404, "http")
-        assert is_json_error(history(client, "NO-SUCH"), 404, "http")
+        assert is_json_error(history(client, "NO-SUCH", after_version="3"), 404, "not_found")
+        assert is_json_error(history(client, "NO-SUCH"), 404, "not_found")
 
     def test_history_as_of_a_version_works_on_any_page(self, client: TestClient, ledger: Ledger,
                                                        alipay: SandboxAlipay) -> None:

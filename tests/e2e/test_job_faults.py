@@ -121,7 +121,7 @@ def test_redis_restart_losing_a_scheduled_retry_still_ends_in_exactly_one_succes
 def test_the_projections_process_yields_the_cpu_to_the_intake(
         processes: Callable[..., subprocess.Popen[bytes]], sqlite_url: str, alipay: SandboxAlipay) -> None:
     from ledger.adapters.sql.migrations import migrate
-    from ledger.cli.main import PROJECTIONS_NICENESS
+    from ledger.cli.processes import PROJECTIONS_NICENESS
 
     migrate(sqlite_url)
     follower = processes({**alipay.env(), "LEDGER_DATABASE_URL": sqlite_url}, "projections", "run")

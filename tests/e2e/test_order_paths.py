@@ -43,7 +43,7 @@ class OrderPathsContract(ApiContract):
         assert own.status_code == 200, own.text
         assert own.json()["out_trade_no"] == "X/history"
         of_x = client.get("/api/orders/X/history", headers=as_role("auditor"))
-        assert is_json_error(of_x, 404, "http") and of_x.json()["detail"] == "no such order"
+        assert is_json_error(of_x, 404, "not_found") and of_x.json()["detail"] == "no such order"
 
     def test_the_manual_queue_takes_an_order_number_holding_a_slash(self, client: TestClient) -> None:
         assert register(client, "Q/1").status_code == 201

@@ -165,7 +165,7 @@ class ReportsContract:
     def test_merchant_and_auditor_are_forbidden_the_reports(self, bare_client: TestClient, url: str, role: str) -> None:
         response = bare_client.get(url, headers=as_role(role))
         assert response.status_code == 403
-        assert response.json()["error"] == "http"
+        assert response.json()["error"] == "forbidden"
 
     @pytest.mark.parametrize("role", ["finance", "operator"])
     def test_finance_and_operator_read_the_reports(self, bare_client: TestClient, role: str) -> None:
@@ -415,4 +415,4 @@ def test_reports_of_a_ledger_without_a_read_model_answer_501(make_ledger: Callab
     with TestClient(create_app(ledger, close_on_shutdown=False)) as client:
         for url, params in ((ORDERS_URL, {}), (DAILY_URL, NOVEMBER)):
             response = get(client, url, **params)
-            assert (response.status_code, response.json()["error"]) == (501, "http")
+            assert (response.status_code, response.json()["error"]) == (501, "not_implemented")

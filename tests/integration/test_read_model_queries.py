@@ -30,9 +30,9 @@ def delivery(order: str, state: str, *, updated: timedelta = timedelta(0), retry
             "started_at": None if started is None else NOW - started}
 
 
-def alert(alert_id: str, kind: str, sent_to: str = "", *, age: int = 0) -> dict[str, Any]:
+def alert(alert_id: str, kind: str, sent_to: str = "", *, age: int = 0, status: str | None = None) -> dict[str, Any]:
     return {"alert_id": alert_id, "kind": kind, "key": alert_id, "message": "m", "sent_to": sent_to,
-            "raised_at": NOW - timedelta(minutes=age)}
+            "raised_at": NOW - timedelta(minutes=age), "status": status or ("sent" if sent_to else "waiting")}
 
 
 class ReadModelQueriesContract:
@@ -77,13 +77,16 @@ class ReadModelQueriesContract:
         assert len(deliveries_due(engine, now=NOW, grace=GRACE, lease=LEASE, limit=2)) == 2
 
     def test_alert_counts_are_by_kind_with_the_last_raised_and_those_no_robot_has(self, engine: sa.Engine) -> None:
-        assert alert_counts(engine) == {"by_kind": {}, "waiting_to_be_sent": 0}
+        assert alert_counts(engine) == {"by_kind": {}, "waiting_to_be_sent": 0, "no_robots": 0}
         self.insert(engine, alerts, [alert("1", "anomaly", age=10), alert("2", "anomaly", "dingtalk", age=2),
                                      alert("3", "delivery_abandoned", "dingtalk,wecom", age=5)])
         assert alert_counts(engine) == {
             "by_kind": {"anomaly": {"count": 2, "last_raised_at": NOW - timedelta(minutes=2)},
                         "delivery_abandoned": {"count": 1, "last_raised_at": NOW - timedelta(minutes=5)}},
-            "waiting_to_be_sent": 1}
+            "waiting_to_be_sent": 1, "no_robots": 0}
+        self.insert(engine, alerts, [alert("4", "anomaly", age=1, status="no_robots")])
+        assert alert_counts(engine)["no_robots"] == 1
+        assert alert_counts(engine)["waiting_to_be_sent"] == 1  # an alert with no robot to go to is not waiting
         assert alerts_unsent(engine) == 1
 
     def test_the_alerts_a_robot_has_not_had_come_newest_first_up_to_the_limit(self, engine: sa.Engine) -> None:

@@ -233,3 +233,15 @@ def test_the_copies_recorded_per_notification_are_a_setting() -> None:
     assert Settings.from_env({"LEDGER_MAX_COPIES": "5"}).max_copies == 5
     with pytest.raises(SettingsError, match="LEDGER_MAX_COPIES"):
         Settings.from_env({"LEDGER_MAX_COPIES": "0"})
+
+
+def test_logs_are_text_without_an_access_log_by_default_and_both_are_settings() -> None:
+    assert (Settings.from_env({}).log_format, Settings.from_env({}).access_log) == ("text", False)
+    given = Settings.from_env({"LEDGER_LOG_FORMAT": "json", "LEDGER_ACCESS_LOG": "on"})
+    assert (given.log_format, given.access_log) == ("json", True)
+
+
+@pytest.mark.parametrize(("value", "variable"), [("xml", "LEDGER_LOG_FORMAT"), ("loud", "LEDGER_ACCESS_LOG")])
+def test_a_log_format_or_access_log_value_not_known_is_an_error(value: str, variable: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})

@@ -1,0 +1,69 @@
+"""`ledger keygen` and `ledger simulate`: the commands that act as Alipay's sandbox (see ledger.cli.simulate)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import urllib.error
+from pathlib import Path
+
+from ledger.cli.common import Commands, Formatter
+from ledger.config import SettingsError
+
+COMMANDS = frozenset({"keygen", "simulate"})
+
+
+def add_commands(commands: Commands, common: argparse.ArgumentParser, formatter: Formatter) -> None:
+    keygen = commands.add_parser("keygen", parents=[common], formatter_class=formatter,
+                                 help="make a sandbox 'Alipay' key pair for simulate")
+    keygen.add_argument("--dir", type=Path, default=Path(".sandbox"), help="the folder the two halves go to")
+    keygen.set_defaults(run=_keygen)
+    sim = commands.add_parser("simulate", parents=[common], formatter_class=formatter,
+                              help="sign a notification as Alipay does and post it")
+    sim.add_argument("--url", default="http://127.0.0.1:8000/api/alipay/notify", help="the ledger's notify URL")
+    sim.add_argument("--private-key", type=Path, default=Path(".sandbox/alipay_private.pem"),
+                     help="the sandbox's private key (ledger keygen makes it)")
+    sim.add_argument("--app-id", default=os.environ.get("LEDGER_ALIPAY_APP_ID", ""),
+                     help="the app notified (from LEDGER_ALIPAY_APP_ID if set)")
+    sim.add_argument("--out-trade-no", help="the merchant's order number (a new SIM... number if not given)")
+    sim.add_argument("--trade-status", default="TRADE_SUCCESS",
+                     help="TRADE_SUCCESS, TRADE_FINISHED, TRADE_CLOSED or WAIT_BUYER_PAY")
+    sim.add_argument("--total-amount", default="88.00", help="the order's amount in yuan")
+    sim.add_argument("--seller-id", default=os.environ.get("LEDGER_ALIPAY_SELLER_ID") or "2088000000000001",
+                     help="the seller's Alipay account (from LEDGER_ALIPAY_SELLER_ID if set)")
+    sim.add_argument("--refund-fee", help="with a refund: the amount refunded")
+    sim.add_argument("--out-biz-no", help="with a refund: the merchant's refund number")
+    sim.add_argument("--charset", default="utf-8", help="the charset the notification declares and is encoded in")
+    sim.add_argument("--repeat", type=int, default=1, help="send the same notification this many times")
+    sim.set_defaults(run=_simulate)
+
+
+def _keygen(args: argparse.Namespace, settings: object) -> int:
+    from ledger.cli.simulate import keygen
+
+    public = keygen(args.dir)
+    print(f"sandbox key pair written to {args.dir}/ (the private half stays with `ledger simulate`)")
+    print(f"export LEDGER_ALIPAY_PUBLIC_KEY_FILE={public}")
+    return 0
+
+
+def _simulate(args: argparse.Namespace, settings: object) -> int:
+    from ledger.cli.simulate import simulate
+
+    if not args.app_id:
+        raise SettingsError("give --app-id or set LEDGER_ALIPAY_APP_ID")
+    if not args.private_key.is_file():
+        raise SettingsError(f"no private key at {args.private_key}: make one with `ledger keygen`")
+    try:
+        answers = simulate(args.url, args.private_key, args.app_id, out_trade_no=args.out_trade_no,
+                           repeat=args.repeat, trade_status=args.trade_status, total_amount=args.total_amount,
+                           seller_id=args.seller_id, refund_fee=args.refund_fee, out_biz_no=args.out_biz_no,
+                           charset=args.charset)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"ledger: cannot reach {args.url}: {reason} (is `ledger serve` running there?)", file=sys.stderr)
+        return 1
+    for status, body in answers:
+        print(f"HTTP {status} {body}")
+    return 0 if all(body == "success" for _, body in answers) else 1
