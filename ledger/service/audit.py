@@ -42,9 +42,9 @@ def recorded_callbacks_that_fail(store: LedgerStore, apps: Mapping[str, AlipayAp
             except Exception as exc:  # an altered record may not even decode
                 yield Finding(notification.id, "", "", "", f"unreadable: {type(exc).__name__}")
                 continue
-            params = event.params
+            params: dict[str, str] = getattr(event, "params", {})  # a CallbackReceived (the topic selected it)
             found = Finding(notification.id, params.get("app_id", ""), params.get("out_trade_no", ""),
-                            event.notify_id, "")
+                            str(getattr(event, "notify_id", "")), "")
             app = apps.get(found.app_id)
             if app is None:
                 yield Finding(**{**found.__dict__, "problem": "no Alipay key configured for this app_id"})

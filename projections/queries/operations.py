@@ -52,7 +52,8 @@ def alert_counts(engine: sa.Engine) -> dict[str, Any]:
     query = sa.select(alerts.c.kind, sa.func.count(), sa.func.max(alerts.c.raised_at)).group_by(alerts.c.kind)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-        status = dict(conn.execute(sa.select(alerts.c.status, sa.func.count()).group_by(alerts.c.status)).all())
+        by_status = sa.select(alerts.c.status, sa.func.count()).group_by(alerts.c.status)
+        status: dict[str, int] = {str(name): int(n) for name, n in conn.execute(by_status)}
     return {"by_kind": {kind: {"count": n, "last_raised_at": last} for kind, n, last in rows},
             "waiting_to_be_sent": status.get("waiting", 0), "no_robots": status.get("no_robots", 0)}
 

@@ -83,7 +83,9 @@ class SqlRejectionLog:
 
     def _insert(self, rejection: Rejection) -> None:
         with self.engine.begin() as conn:
-            new_id = conn.execute(rejected_callbacks.insert().values(**asdict(rejection))).inserted_primary_key[0]
+            inserted = conn.execute(rejected_callbacks.insert().values(**asdict(rejection))).inserted_primary_key
+            assert inserted is not None  # an INSERT of one row always has its key
+            new_id = inserted[0]
             conn.execute(rejected_callbacks.delete().where(rejected_callbacks.c.id <= new_id - self.size))
 
     def latest(self, limit: int = 100) -> list[dict[str, Any]]:
