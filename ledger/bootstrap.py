@@ -19,8 +19,10 @@ from redis.retry import Retry
 
 from jobs.dispatch import Dispatcher
 from jobs.runtime import Actors, InProcessWorker, Sweeper, declare, make_broker
+from ledger.adapters.eventstore.postgres import FailFastPostgresRecorder
 from ledger.adapters.eventstore.store import LedgerStore, persistence_env
-from ledger.adapters.locks import LocalOrderLock, OrderLock, RedisOrderLock
+from ledger.adapters.locks.local import LocalOrderLock
+from ledger.adapters.locks.redis import RedisOrderLock
 from ledger.adapters.metrics import Metrics, SharedState
 from ledger.adapters.outbound.compose import compose
 from ledger.adapters.outbound.downstream import BackoffPolicy, DownstreamClient
@@ -31,9 +33,12 @@ from ledger.adapters.refusals.rejections import MemoryRejectionLog, RejectionLog
 from ledger.adapters.sql.engine import make_engine
 from ledger.config import Settings
 from ledger.domain.errors import LedgerError
+from ledger.intake.io import PostgresIO, StoreIO
+from ledger.intake.loop import GroupCommit
 from ledger.service.alerting import AlertService, BurstCounter
 from ledger.service.application import LedgerService
 from ledger.service.delivery import DeliveryService
+from ledger.service.ports import OrderLock
 from projections import all_projections
 from projections.queries import gauges
 from projections.runner import Follower, ProjectionRunner
@@ -113,10 +118,9 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
         rejections = (SqlRejectionLog(engine, size=settings.rejected_log_size) if engine
                       else MemoryRejectionLog(size=settings.rejected_log_size))
     metrics = Metrics()
-    service = LedgerService(store, lock, rejections, settings.apps, require_known_orders=settings.require_known_orders,
+    service = LedgerService(store, lock, rejections, settings.apps, intake=_intake(settings, store, lock, metrics),
                             clock=clock, alert=alerting.raise_alert,
                             signature_burst=BurstCounter(settings.signature_alert_threshold), metrics=metrics,
-                            lock_wait_seconds=settings.lock_wait_ms / 1000, max_copies=settings.max_copies,
                             quarantine=SqlQuarantineLog(engine) if engine else MemoryQuarantineLog())
     closers.append(service.close)
     ledger = Ledger(settings, store, lock, rejections, service, engine, None, closers, clock, broker, alerting)
@@ -178,6 +182,14 @@ def _shared_state(store: LedgerStore, engine: sa.Engine, runner: ProjectionRunne
                            lag={name: head - position for name, position in runner.positions().items()})
 
     return read
+
+
+def _intake(settings: Settings, store: LedgerStore, lock: OrderLock, metrics: Metrics) -> GroupCommit:
+    """The group commit, on each event loop that records: on the ledger's PostgreSQL recorder it awaits the
+    database on a connection of the loop's own; on any other store it calls the sync store through a thread."""
+    io = PostgresIO if isinstance(store.recorder, FailFastPostgresRecorder) else StoreIO
+    return GroupCommit(lambda: io(store, lock), store, require_known_orders=settings.require_known_orders,
+                       wait_seconds=settings.lock_wait_ms / 1000, metrics=metrics, max_copies=settings.max_copies)
 
 
 def _robots(settings: Settings) -> list[Any]:

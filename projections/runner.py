@@ -4,6 +4,16 @@ Each batch of a projection is applied in one transaction together with its new p
 moves by compare-and-set: a crash anywhere loses or doubles nothing, and a second runner (another process)
 finds the position moved, rolls back, and reads again. Notification ids have gaps (every rejected insert
 burns one), so reads are always "greater than the last processed", never "the next id".
+
+Why not eventsourcing's own `ProjectionRunner` (eventsourcing.projection): it runs one projection per
+runner, each with its own tracking recorder and its own subscription (a pooled connection held for its
+lifetime, on a non-daemon thread), and its view must be a `TrackingRecorder` subclass that writes through
+the library's datastore. The ledger's read model is several projections and the dispatcher sharing one
+SQLAlchemy engine and one read of the log per step, their rows and positions in one transaction; it
+parks a stream that a projection cannot apply and goes on with the others (the library's runner stops on
+the first error); and it runs the same on SQLite, where the library has no subscription to offer
+(`select_notifications` must be polled). The library's parts that fit are used: `select_notifications`
+and `max_notification_id` on the recorder, and the mapper that decodes each stored event.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from tests.support.private_redis import PrivateRedis
 from tests.support.proxy import TcpProxy
 from tests.support.robots import ROBOT_SECRET, FakeDingTalk
 from tests.support.services import POSTGRES_URL, REDIS_URL, ensure_postgres, ensure_redis
-from tests.support.serving_loop import Driver, ServingLoop
+from tests.support.serving_loop import ServingLoop
 
 # Which servers a fixture needs, as a marker name, so `-m "not postgres"` deselects their tests.
 _SERVER_FIXTURES = {
@@ -170,9 +170,3 @@ def serving_loop(make_ledger: Callable[..., Ledger]) -> Iterator[ServingLoop]:
         yield loop
     finally:
         loop.close()
-
-
-@pytest.fixture(params=["thread", "serving loop"])
-def driver(request: pytest.FixtureRequest, serving_loop: ServingLoop) -> Driver:
-    """Each test that asks runs twice: through the group commit's thread, and through the serving loop's task."""
-    return Driver(serving_loop if request.param == "serving loop" else None)

@@ -1,10 +1,15 @@
-"""The group commit on the serving event loop, for PostgreSQL: batches taken, locked, loaded and saved by one
-task that awaits Redis and PostgreSQL, so the loop answers HTTP while a batch is in flight.
+"""The group commit's driver: a task on the caller's event loop takes whatever has queued up since the last
+batch, hands it to the rules (ledger.intake.rules) and answers each caller with what they decided.
 
-The same batches as `GroupCommit` (the rules live in `Batches`), without its thread: handing each callback
-to a thread and back, with the GIL going to and fro, cost about 170 µs of CPU per callback (measured with
-the storage taken out: 5,320 callbacks/s answered from a task on the loop, 3,013 through the thread).
-The task starts with the first callback on a loop and stops (committing what is queued) at `stop()`.
+On the serving loop, the HTTP handlers await `record` and the loop answers HTTP while a batch is in flight.
+Each loop that records gets its task, queue and I/O of its own (the server's, and the loop the application
+service keeps for sync callers); they exclude one another through the lock as two processes do. A task
+starts with the first callback on its loop and ends at `stop()` awaited there (committing what is queued),
+or when its loop is closed.
+
+Handing each callback to a thread of its own and back cost about 170 µs of CPU per callback (measured with
+the storage taken out: 5,320 callbacks/s answered from a task on the loop, 3,013 through the thread); the
+sync store is called through a thread once per step of a batch instead (`StoreIO`).
 """
 
 from __future__ import annotations
@@ -14,126 +19,134 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
-from uuid import UUID
+import weakref
+from collections.abc import Callable, Iterable
 
-from ledger.adapters.eventstore.postgres_loop import AsyncEventWriter
 from ledger.adapters.eventstore.store import LedgerStore
-from ledger.adapters.locks import AsyncOrderLock, ManyHold, OrderLock
+from ledger.adapters.metrics import Metrics
 from ledger.domain.errors import StorageUnavailable
-from ledger.domain.order import Order
-from ledger.intake.batches import Batches, Pending, Recorded, Verified, fail_all
+from ledger.domain.order import DEFAULT_MAX_COPIES
+from ledger.intake.rules import BatchIO, BatchRules, Decided, Pending
+from ledger.service.ports import Recorded, Verified
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
-class LoopGroupCommit(Batches):
-    def __init__(self, store: LedgerStore, lock: OrderLock, **options: Any) -> None:
-        super().__init__(store, **options)
-        self.lock = lock
-        self._queue: collections.deque[Pending] = collections.deque()
-        self._task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
-        self._stopping = False
+class GroupCommit:
+    """The `Intake` of ledger.service.ports; `make_io()` makes one loop's I/O, on that loop."""
+
+    def __init__(self, make_io: Callable[[], BatchIO], store: LedgerStore, *, require_known_orders: bool,
+                 wait_seconds: float, metrics: Metrics, max_copies: int = DEFAULT_MAX_COPIES,
+                 max_batch: int = 500, retry_busy_seconds: float = 0.005) -> None:
+        self.make_io, self.store, self.metrics = make_io, store, metrics
+        self.require_known_orders, self.wait_seconds, self.max_copies = require_known_orders, wait_seconds, max_copies
+        self.max_batch, self.retry_busy_seconds = max_batch, retry_busy_seconds
         self._closed = False
-        self._writer: AsyncEventWriter | None = None
-        self._lock: AsyncOrderLock | None = None
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = weakref.WeakKeyDictionary()
 
     async def record(self, item: Verified) -> Recorded:
         """Queue one callback and return once the commit that holds it is done (or raise why not)."""
-        if self._closed or self._stopping:
+        loop = asyncio.get_running_loop()
+        batcher = self._loops.get(loop)
+        if self._closed or (batcher is not None and batcher.stopping):
             raise StorageUnavailable("the ledger is shutting down")
-        if self._task is None or self._task.get_loop() is not asyncio.get_running_loop():
-            self._start()  # the first callback on this loop (a loop that ended without `stop()` left nothing)
-        assert self._wake is not None
-        future: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
-        self._queue.append(Pending(item, future, time.monotonic() + self.wait_seconds))
-        self._wake.set()
+        if batcher is None or batcher.task.done():  # the first callback on this loop (or after `stop()`)
+            batcher = self._loops[loop] = _Batcher(self, BatchRules(
+                self.make_io(), self.store, require_known_orders=self.require_known_orders,
+                wait_seconds=self.wait_seconds, metrics=self.metrics, max_copies=self.max_copies))
+        future: asyncio.Future[Recorded] = loop.create_future()
+        batcher.queue.append((Pending(item, time.monotonic() + self.wait_seconds), future))
+        batcher.wake.set()
         return await future
 
+    def batcher(self) -> _Batcher | None:
+        """The running loop's batcher, if a callback came on it (tests wrap its rules' I/O)."""
+        return self._loops.get(asyncio.get_running_loop())
+
     async def stop(self) -> None:
-        """Commit what was queued, release the locks, close this loop's connections; a later `record` (on
-        this loop or another) starts again unless `close()` was called."""
-        if self._task is not None:
-            self._stopping = True
-            assert self._wake is not None
-            self._wake.set()
-            try:
-                await self._task
-            finally:
-                self._task, self._stopping = None, False
+        """Commit what was queued on this loop, release its locks, close its connections; a later `record`
+        starts again unless `close()` was called."""
+        batcher = self._loops.pop(asyncio.get_running_loop(), None)
+        if batcher is not None:
+            batcher.stopping = True
+            batcher.wake.set()
+            await batcher.task
 
     def close(self) -> None:
-        """Refuse what comes after (from any thread); `stop()` on the loop commits what came before."""
+        """Refuse what comes after (from any thread); `stop()` on each loop commits what came before."""
         self._closed = True
 
-    def _start(self) -> None:
-        self._wake = asyncio.Event()
-        self._writer = AsyncEventWriter(self.store.recorder)  # type: ignore[arg-type]
-        self._lock = self.lock.on_loop()
-        self._task = asyncio.create_task(self._run(), name="group-commit")
+
+Queued = tuple[Pending, "asyncio.Future[Recorded]"]
+
+
+class _Batcher:
+    """One loop's queue and the task that empties it, batch after batch."""
+
+    def __init__(self, owner: GroupCommit, rules: BatchRules) -> None:
+        self.owner, self.rules = owner, rules
+        self.queue: collections.deque[Queued] = collections.deque()
+        self.wake = asyncio.Event()
+        self.stopping = False
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
     async def _run(self) -> None:
-        assert self._wake is not None and self._writer is not None and self._lock is not None
-        busy: list[Pending] = []  # their lock was held elsewhere; they join the next batch
+        busy: list[Queued] = []  # their lock was held elsewhere; they join the next batch
         try:
             while True:
-                if not self._queue:
-                    await self._release()  # nothing to hand the last batch's locks back with
-                if not self._queue:  # again: more may have come while the locks were released
-                    if self._stopping and not busy:
+                if not self.queue:
+                    await self.rules.release()  # nothing to hand the last batch's locks back with
+                if not self.queue:  # again: more may have come while the locks were released
+                    if self.stopping and not busy:
                         break
-                    self._wake.clear()
+                    self.wake.clear()
                     if busy:
-                        await _wait(self._wake, self.retry_busy_seconds)
-                    elif not self._stopping:
-                        await self._wake.wait()
+                        await _wait(self.wake, self.owner.retry_busy_seconds)
+                    elif not self.stopping:
+                        await self.wake.wait()
                 batch, busy = busy, []
-                while self._queue and len(batch) < self.max_batch:
-                    batch.append(self._queue.popleft())
+                while self.queue and len(batch) < self.owner.max_batch:
+                    batch.append(self.queue.popleft())
                 if batch:
-                    try:
-                        await self._commit(batch, busy)
-                    except asyncio.CancelledError:  # the loop is going away without `stop()`
-                        fail_all(batch, StorageUnavailable("the ledger is shutting down"))
-                        raise
-                    except Exception as exc:  # never leave a caller waiting for ever
-                        log.exception("group commit failed")
-                        fail_all(batch, StorageUnavailable(f"could not record: {exc!r}"))
+                    busy = await self._commit(batch)
         finally:
-            fail_all([*busy, *self._queue], StorageUnavailable("the ledger is shutting down"))
-            self._queue.clear()
-            await self._release()
-            await self._writer.close()
-            await self._lock.close()
+            _fail([*busy, *self.queue], StorageUnavailable("the ledger is shutting down"))
+            self.queue.clear()
+            try:
+                await self.rules.release()
+            finally:
+                await self.rules.io.close()
 
-    async def _release(self) -> None:
-        if self._held is not None and self._lock is not None:
-            held, self._held = self._held, None
-            await self._lock.release_many(held)
+    async def _commit(self, batch: list[Queued]) -> list[Queued]:
+        """One batch through the rules; each caller answered. Returns the callbacks to take again."""
+        futures = {id(pending): future for pending, future in batch}
+        try:
+            decided: Decided = await self.rules.commit([pending for pending, _ in batch])
+        except asyncio.CancelledError:  # the loop is going away without `stop()`
+            _fail(batch, StorageUnavailable("the ledger is shutting down"))
+            raise
+        except Exception as exc:  # never leave a caller waiting for ever
+            log.exception("group commit failed")
+            _fail(batch, StorageUnavailable(f"could not record: {exc!r}"))
+            return []
+        for pending, answer in decided.answers:
+            future = futures[id(pending)]
+            if future.done():  # its caller gave up waiting (the request was cancelled)
+                continue
+            if isinstance(answer, Exception):
+                future.set_exception(answer)
+            else:
+                future.set_result(answer)
+        return [(pending, futures[id(pending)]) for pending in decided.busy]
 
-    async def _swap(self, keys: set[str], release: ManyHold | None) -> ManyHold:
-        assert self._lock is not None
-        return await self._lock.take_many(keys, release=release)
 
-    async def _load(self, order_ids: list[UUID]) -> dict[UUID, Order | None]:
-        assert self._writer is not None
-        return self.store.orders_from(await self._writer.select_streams(order_ids))
-
-    async def _save(self, orders: list[Order]) -> int:
-        assert self._writer is not None
-        return (await self._writer.insert_events(self.store.stored_events(orders)))[-1]
-
-    async def _head(self) -> int:
-        assert self._writer is not None
-        return await self._writer.max_notification_id()
-
-    async def _aside(self, call: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(call, *args)
+def _fail(queued: Iterable[Queued], exc: Exception) -> None:
+    for _, future in queued:
+        if not future.done():
+            future.set_exception(exc)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
+

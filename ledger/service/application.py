@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+import threading
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import PersistenceError
 
-from ledger.adapters.eventstore.postgres import FailFastPostgresRecorder
 from ledger.adapters.eventstore.store import LedgerStore
-from ledger.adapters.locks import OrderLock, lock_key
+from ledger.adapters.locks.holds import lock_key
 from ledger.adapters.metrics import Metrics
 from ledger.adapters.refusals.quarantine import MemoryQuarantineLog, Quarantined, QuarantineLog
 from ledger.adapters.refusals.rejections import Rejection, RejectionLog
@@ -40,13 +39,13 @@ from ledger.domain.errors import (
     UnknownOrder,
 )
 from ledger.domain.notice import TradeNotice
-from ledger.domain.order import DEFAULT_MAX_COPIES, Order
-from ledger.intake.batches import GroupCommit, Recorded, Verified
-from ledger.intake.loop import LoopGroupCommit
+from ledger.domain.order import Order
 from ledger.service.memo import VerifiedMemo
+from ledger.service.ports import Intake, OrderLock, Recorded, Verified
 from ledger.service.saving import save_with_retries
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,38 +72,33 @@ class Registered:
 
 class LedgerService:
     def __init__(self, store: LedgerStore, lock: OrderLock, rejections: RejectionLog,
-                 apps: Mapping[str, AlipayApp], *, require_known_orders: bool = False,
+                 apps: Mapping[str, AlipayApp], *, intake: Intake,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  alert: Callable[..., bool] | None = None, signature_burst: Any = None,
-                 metrics: Metrics | None = None, lock_wait_seconds: float = 3.0,
-                 quarantine: QuarantineLog | None = None, max_copies: int = DEFAULT_MAX_COPIES) -> None:
-        self.store, self.lock, self.rejections, self.apps = store, lock, rejections, apps
+                 metrics: Metrics | None = None, quarantine: QuarantineLog | None = None) -> None:
+        """`intake`: records verified callbacks (the group commit, ledger.intake, chosen by the composition
+        root); `metrics` are shared with it."""
+        self.store, self.lock, self.rejections, self.apps, self.intake = store, lock, rejections, apps, intake
         self.quarantine = quarantine if quarantine is not None else MemoryQuarantineLog()
         self.clock, self.alert, self.signature_burst = clock, alert, signature_burst
         self.metrics = metrics or Metrics()
-        options = dict(require_known_orders=require_known_orders, wait_seconds=lock_wait_seconds,
-                       metrics=self.metrics, max_copies=max_copies)
-        self.intake = GroupCommit(store, lock, **options)
-        # On PostgreSQL the serving loop commits the notifications itself (see ledger.intake.loop).
-        self.loop_intake = (LoopGroupCommit(store, lock, **options)
-                            if isinstance(store.recorder, FailFastPostgresRecorder) else None)
         self._checked = VerifiedMemo(self._check)
+        self._own_loop = _LoopThread()  # for sync callers: the CLI, jobs, tests
 
     def close(self) -> None:
-        """Commit the callbacks already queued; refuse later ones (`stop_loop` first, on the serving loop)."""
-        if self.loop_intake is not None:
-            self.loop_intake.close()
+        """Refuse later callbacks; commit those queued by sync callers (`stop_loop` first, on the serving loop)."""
         self.intake.close()
+        self._own_loop.close(self.intake.stop)
 
     async def stop_loop(self) -> None:
         """On the serving loop as it shuts down: commit what it queued, close its connections."""
-        if self.loop_intake is not None:
-            await self.loop_intake.stop()
+        await self.intake.stop()
 
     def record_callback(self, cmd: RecordCallback) -> Recorded:
-        """Verify, record, and return once the commit that holds the callback is done (blocking)."""
+        """Verify, record, and return once the commit that holds the callback is done (blocking: for callers
+        on a thread, through an event loop the service keeps for them)."""
         try:
-            return self.submit(self.verify(cmd)).result()
+            return self._own_loop.run(self.intake.record(self.verify(cmd)))
         except (Rejected, UnknownOrder) as exc:
             self.refuse(cmd, exc)
             raise
@@ -135,29 +129,22 @@ class LedgerService:
             raise Unbookable(f"{exc.reason}: {exc}", params) from exc
 
     async def record(self, verified: Verified) -> Recorded:
-        """`submit`, awaited on an event loop: the HTTP endpoint's way in (errors as for `submit`)."""
-        if self.loop_intake is not None:
-            return await self.loop_intake.record(verified)
-        return await asyncio.wrap_future(self.intake.submit(verified))
-
-    def submit(self, verified: Verified) -> Future[Recorded]:
-        """Queue a verified callback for the next group commit; the future fails with UnknownOrder in
-        strict mode (pass that to `refuse` too), or with a RetryLater."""
-        return self.intake.submit(verified)
+        """Record a verified callback with the next group commit, awaited on an event loop: the HTTP endpoint's
+        way in. Raises UnknownOrder in strict mode (pass that to `refuse` too), or a RetryLater."""
+        return await self.intake.record(verified)
 
     def register_order(self, cmd: RegisterOrder) -> Registered:
-        newly = False
-
-        def register(order: Order) -> None:
-            nonlocal newly
+        def register(order: Order) -> bool:
             newly = not order.registered
             order.register(cmd.total_amount, cmd.subject)
+            return newly
 
         with self.lock.hold(lock_key(cmd.app_id, cmd.out_trade_no, cmd.merchant)):
-            order, position = save_with_retries(self.store, self.metrics,
-                Order.create_id(cmd.app_id, cmd.out_trade_no, cmd.merchant), register,
-                create=lambda: Order(app_id=cmd.app_id, out_trade_no=cmd.out_trade_no, merchant=cmd.merchant))
-        return Registered(order, newly, position)
+            saved = save_with_retries(self.store, Order.create_id(cmd.app_id, cmd.out_trade_no, cmd.merchant),
+                                      register, metrics=self.metrics, create=lambda: Order(
+                                          app_id=cmd.app_id, out_trade_no=cmd.out_trade_no, merchant=cmd.merchant))
+        assert saved is not None  # there is a `create`
+        return Registered(saved.order, saved.decision, saved.position)
 
     def manual_retry(self, app_id: str, out_trade_no: str, *, who: str, note: str, merchant: str = "") -> list[str]:
         """An operator asks for the order's abandoned deliveries to be tried again (ManualRetryRequested)."""
@@ -170,18 +157,12 @@ class LedgerService:
 
     def _operator_action(self, app_id: str, out_trade_no: str, merchant: str,
                          act: Callable[[Order], list[str]]) -> list[str]:
-        done: list[str] = []
-
-        def decide(order: Order) -> None:
-            done[:] = act(order)
-
-        def missing() -> Order:
-            raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
-
         with self.lock.hold(lock_key(app_id, out_trade_no, merchant)):
-            save_with_retries(self.store, self.metrics, Order.create_id(app_id, out_trade_no, merchant), decide,
-                              create=missing)
-        return done
+            saved = save_with_retries(self.store, Order.create_id(app_id, out_trade_no, merchant), act,
+                                      metrics=self.metrics)
+        if saved is None:
+            raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
+        return saved.decision
 
     def get_order(self, app_id: str, out_trade_no: str, version: int | None = None, *,
                   merchant: str = "") -> Order | None:
@@ -189,7 +170,7 @@ class LedgerService:
         try:
             if version is None:
                 return self.store.get_order(order_id)
-            return self.store.repository.get(order_id, version=version)  # type: ignore[no-any-return]
+            return self.store.repository.get(order_id, version=version)
         except AggregateNotFoundError:
             return None
         except PersistenceError as exc:
@@ -242,3 +223,36 @@ class LedgerService:
                        "it is kept whole in quarantine (GET /api/quarantined-callbacks)")
         except Exception:
             log.exception("could not raise an alert for an unbookable notification")
+
+
+class _LoopThread:
+    """An event loop on a thread of its own, started with the first call: where a sync caller's callbacks
+    are recorded (the group commit runs on an event loop)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._state = threading.Lock()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        with self._state:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever, name="ledger-service-loop",
+                                                daemon=True)
+                self._thread.start()
+            loop = self._loop
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    def close(self, last: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `last()` on the loop, if it ever started, then stop it."""
+        with self._state:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(last(), loop).result(30)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            loop.close()

@@ -11,18 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
-
-from eventsourcing.persistence import IntegrityError
 
 from ledger.adapters.eventstore.store import LedgerStore
 from ledger.adapters.outbound.downstream import Outcome
 from ledger.domain.order import Order
 from ledger.domain.outbox import RetryPolicy
+from ledger.service.saving import save_with_retries
 
 log = logging.getLogger(__name__)
-ATTEMPTS = 5
+T = TypeVar("T")
 
 
 class DeliveryService:
@@ -54,23 +53,13 @@ class DeliveryService:
         log.info("delivery of %s %s attempt %s: %s %s", order_id, change, attempt, result, outcome.error)
         return str(result)
 
-    def _with_order(self, order_id: str, decide: Callable[[Order], Any]) -> tuple[Order, Any] | None:
+    def _with_order(self, order_id: str, decide: Callable[[Order], T | None]) -> tuple[Order, T] | None:
         """Decide on the latest order and save; on a conflict (a callback or another worker got in first)
-        reload and decide again. None when the decision was to do nothing."""
-        for _ in range(ATTEMPTS):
-            order = self.store.get_order(UUID(order_id))
-            if order is None:
-                return None
-            decision = decide(order)
-            pending = order.collect_events()
-            if decision is None or not pending:
-                return None if decision is None else (order, decision)
-            try:
-                self.store.save(*pending)
-                return order, decision
-            except IntegrityError:
-                continue
-        raise IntegrityError(f"order {order_id} kept changing while recording a delivery")
+        reload and decide again. None when there is no such order, or the decision was to do nothing."""
+        saved = save_with_retries(self.store, UUID(order_id), decide)
+        if saved is None or saved.decision is None:
+            return None
+        return saved.order, saved.decision
 
 
 def payload(order: Order, change: str) -> dict[str, Any]:

@@ -1,7 +1,12 @@
-"""Decide and save one order until its stream's version check passes: the fence behind every lock.
+"""Decide and save one order until its stream's version check passes: the fence behind every lock, and the
+one reload-decide-save loop of every append outside the group commit's batches (operators' commands,
+registrations, deliveries, and a batch's order redone alone after a conflict).
 
 A conflict (another writer appended first: a lock that expired, Redis down) reloads the order and runs
-the decision again, a bounded number of times, with jitter so that colliding writers spread out.
+the decision again, a bounded number of times, with jitter so that colliding writers spread out. Neither
+`eventsourcing.utils.retry` (a fixed wait, within 5 %: writers that collided stay in step) nor tenacity
+(a new dependency for these few lines) is used: what a conflict means (was it our own commit, retried by
+the library after a lost connection?) is asked here between attempts, which is most of the loop.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, PersistenceError
@@ -21,11 +28,21 @@ from ledger.domain.order import Order
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
+T = TypeVar("T")
 
 
-def save_with_retries(store: LedgerStore, metrics: Metrics, order_id: UUID, decide: Callable[[Order], None], *,
-                      create: Callable[[], Order]) -> tuple[Order, int]:
-    """Load (or `create`), `decide`, save; returns the order and a log position at or after its last event."""
+@dataclass(frozen=True)
+class Saved(Generic[T]):
+    order: Order
+    decision: T  # what `decide` returned, on the state that was saved
+    position: int  # a log position at or after the order's last event
+
+
+def save_with_retries(store: LedgerStore, order_id: UUID, decide: Callable[[Order], T], *,
+                      create: Callable[[], Order] | None = None, metrics: Metrics | None = None) -> Saved[T] | None:
+    """Load the order (or `create` it; None if there is no such order and no `create`), `decide` on it, and
+    save its new events; on a conflict, again on the newer state. Raises StorageUnavailable, TooManyConflicts,
+    or what `decide` or `create` raise."""
     for attempt in range(MAX_ATTEMPTS):
         if attempt:
             time.sleep(random.uniform(0, 0.005 * 2**attempt))
@@ -33,18 +50,20 @@ def save_with_retries(store: LedgerStore, metrics: Metrics, order_id: UUID, deci
             order = store.get_order(order_id)
             loaded = order.version if order else 0
             if order is None:
+                if create is None:
+                    return None
                 order = create()
-            decide(order)
+            decision = decide(order)
             pending = list(order.collect_events())
             if not pending:
-                return order, store.ping()
+                return Saved(order, decision, store.ping())
             try:
-                recordings = store.save(*pending)
-                return order, recordings[-1].notification.id
+                return Saved(order, decision, store.save(*pending)[-1].notification.id)
             except IntegrityError:
-                metrics.version_conflicts.inc()
+                if metrics is not None:
+                    metrics.version_conflicts.inc()
                 if committed_anyway(store, order_id, loaded, {getattr(e, "delivery_id", None) for e in pending}):
-                    return order, store.ping()
+                    return Saved(order, decision, store.ping())
                 log.info("version conflict on order %s at version %s: deciding again", order_id, loaded)
         except PersistenceError as exc:
             raise StorageUnavailable(f"event store unavailable: {exc}") from exc

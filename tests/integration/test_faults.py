@@ -1,6 +1,4 @@
-"""Faults lose nothing and apply nothing twice: an expired lock, Redis stopped, the database cut off.
-
-On PostgreSQL each runs twice: through the group commit's thread, and through the serving loop's task."""
+"""Faults lose nothing and apply nothing twice: an expired lock, Redis stopped, the database cut off."""
 
 from __future__ import annotations
 
@@ -15,38 +13,45 @@ from urllib.parse import urlsplit
 import pytest
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
+from ledger.adapters.locks.holds import ManyHold
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import RetryLater
 from tests.integration.test_intake import kinds, record, ref
-from tests.integration.test_locks import wait_until
 from tests.support.alerts import wait_until_recorded
 from tests.support.alipay import SandboxAlipay
-from tests.support.serving_loop import Driver, ServingLoop
+from tests.support.serving_loop import PassThroughIO, ServingLoop, wrap_io
+from tests.support.waiting import wait_until
 
 T = TypeVar("T")
 
 
 def test_lock_that_expires_mid_work_is_fenced_by_the_version_check(
         make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str, redis_prefix: str,
-        alipay: SandboxAlipay, driver: Driver) -> None:
+        alipay: SandboxAlipay) -> None:
     # Two processes' worth of ledger on one database and one Redis: the first one's commit stalls past
     # its lock's TTL while the second takes the lock and commits the same notification.
     env = {"LEDGER_REDIS_URL": redis_url, "LEDGER_REDIS_PREFIX": redis_prefix, "LEDGER_LOCK_TTL_SECONDS": "0.3"}
-    slow, fast = driver(make_ledger(postgres_url, **env)), make_ledger(postgres_url, **env)
-    intake = driver.intake(slow)
-    real_save, second_done = intake._save, threading.Event()
+    slow, fast = make_ledger(postgres_url, **env), make_ledger(postgres_url, **env)
+    first_locked, second_done = threading.Event(), threading.Event()
 
-    async def stalled_save(orders: list[Any]) -> int:
-        if not second_done.is_set():
-            assert await asyncio.to_thread(second_done.wait, 10)
-        return await real_save(orders)
+    class Stalled(PassThroughIO):
+        async def swap_locks(self, keys: set[str], release: ManyHold | None) -> ManyHold:
+            hold = await self.inner.swap_locks(keys, release)
+            if keys:
+                assert hold.held == keys and not hold.degraded  # the first delivery holds the lock
+                first_locked.set()
+            return hold
 
-    intake._save = stalled_save  # type: ignore[method-assign]
+        async def save(self, orders: list[Any]) -> int:
+            assert await asyncio.to_thread(second_done.wait, 10)  # past the TTL: the other one got in
+            return await self.inner.save(orders)
+
+    wrap_io(slow, Stalled)
     order = ref()
     body = alipay.body(order)
 
     def second() -> None:
-        time.sleep(0.05)  # let the first delivery take the lock first
+        assert first_locked.wait(10)
         record(fast, body)
         second_done.set()
 
@@ -54,6 +59,7 @@ def test_lock_that_expires_mid_work_is_fenced_by_the_version_check(
     other.start()
     result = record(slow, body)
     other.join()
+    assert second_done.is_set()
     counts = Counter(kinds(slow, order))
     assert counts["PaymentConfirmed"] == 1 and counts["CallbackReceived"] == 2
     assert result.duplicate is True  # decided again after the conflict, on the other delivery's state
@@ -61,8 +67,8 @@ def test_lock_that_expires_mid_work_is_fenced_by_the_version_check(
 
 def test_redis_stopped_keeps_accepting_with_the_version_check_alone_and_says_so(
         make_ledger: Callable[..., Ledger], postgres_url: str, private_redis: Any,
-        alipay: SandboxAlipay, driver: Driver) -> None:
-    ledger = driver(make_ledger(postgres_url, LEDGER_REDIS_URL=private_redis.url))
+        alipay: SandboxAlipay) -> None:
+    ledger = make_ledger(postgres_url, LEDGER_REDIS_URL=private_redis.url)
     assert record(ledger, alipay.body(ref())).degraded is False
     private_redis.stop()
     order = ref()
@@ -92,10 +98,10 @@ def test_redis_stopped_keeps_accepting_with_the_version_check_alone_and_says_so(
 
 def test_database_cut_off_answers_retry_later_records_nothing_and_the_retry_applies_once(
         make_ledger: Callable[..., Ledger], postgres_url: str, tcp_proxy: Any, alipay: SandboxAlipay,
-        driver: Driver) -> None:
+        ) -> None:
     direct = urlsplit(postgres_url)
     proxy = tcp_proxy(direct.hostname, direct.port)
-    ledger = driver(make_ledger(proxy.url_through(postgres_url)))
+    ledger = make_ledger(proxy.url_through(postgres_url))
     record(ledger, alipay.body(ref()))  # the pool holds live connections through the proxy
     order = ref()
     body = alipay.body(order)
@@ -107,7 +113,7 @@ def test_database_cut_off_answers_retry_later_records_nothing_and_the_retry_appl
     assert time.monotonic() - started < 15
     proxy.restore()
     # The event store's pool (what reads the history) reconnects in its own time: seconds, with backoff.
-    wait_until(lambda: reads_again(ledger))
+    assert wait_until(lambda: reads_again(ledger))
     assert kinds(ledger, order) == []
     record(ledger, body)
     record(ledger, body)
@@ -159,7 +165,7 @@ def test_redis_lost_while_the_database_is_down_leaves_the_serving_loop_free_and_
     # Raising the alert took the database's time on the loop: 4 s and more, /healthz included.
     assert longest < 0.1
     # The alert thread's first try fails (no database), then it waits and tries again.
-    wait_until(lambda: any("not recorded yet" in r.getMessage() for r in caplog.records))
+    assert wait_until(lambda: any("not recorded yet" in r.getMessage() for r in caplog.records))
     proxy.restore()
     wait_until_recorded(ledger)
     private_redis.start()

@@ -15,7 +15,6 @@ from ledger.domain.errors import Rejected, SellerMismatch, SignatureInvalid, Unk
 from ledger.domain.order import DEFAULT_MAX_COPIES
 from ledger.service.application import RecordCallback, RegisterOrder
 from tests.support.alipay import APP_ID, SandboxAlipay
-from tests.support.serving_loop import ServingLoop
 
 
 def ref() -> str:
@@ -214,20 +213,3 @@ def test_a_copy_identical_byte_for_byte_is_verified_once_and_recorded_as_its_own
     with pytest.raises(Rejected):
         record(led, body.replace(b"total_amount=", b"total_amount=1", 1))
     assert len(checks) == 4
-
-
-class TestIntakeOnPostgresWithRedisThroughTheServingLoop(TestIntakeOnPostgresWithRedis):
-    """The same contract, each callback recorded as `ledger serve` records it: by the serving loop's task."""
-
-    @pytest.fixture
-    def ledger(self, make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str,
-               redis_prefix: str, serving_loop: ServingLoop) -> Ledger:
-        return serving_loop.route(make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url,
-                                                 LEDGER_REDIS_PREFIX=redis_prefix))
-
-    @pytest.fixture
-    def strict_ledger(self, make_ledger: Callable[..., Ledger], postgres_url: str, redis_url: str,
-                      redis_prefix: str, serving_loop: ServingLoop) -> Ledger:
-        return serving_loop.route(make_ledger(postgres_url, LEDGER_REDIS_URL=redis_url,
-                                                 LEDGER_REDIS_PREFIX=redis_prefix, LEDGER_REQUIRE_KNOWN_ORDERS="on"))
-

@@ -16,23 +16,22 @@ import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 
-from ledger.adapters.locks import LocalOrderLock, OrderLock, RedisOrderLock
+from ledger.adapters.locks.local import LocalOrderLock
+from ledger.adapters.locks.redis import RedisOrderLock
 from ledger.domain.errors import LockTimeout
+from ledger.service.ports import OrderLock
 from tests.support.private_redis import PrivateRedis
 from tests.support.services import redis_client
+from tests.support.waiting import wait_until
 
 GENEROUS = 10.0  # seconds; reached only when something is broken, so it costs nothing when tests pass
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + GENEROUS
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def lock_records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
-    return [record for record in caplog.records if record.name == "ledger.adapters.locks" and record.levelno == level]
+    return [record for record in caplog.records
+            if record.name.startswith("ledger.adapters.locks") and record.levelno == level]
 
 
 class OrderLockContract:
@@ -226,7 +225,7 @@ class TestRedisOrderLock(OrderLockContract):
         long_lived = make_lock(wait_seconds=0.1)
         with ExitStack() as second_scope:
             with short_lived.hold("order-1") as first:
-                wait_until(lambda: not client.exists(key))
+                assert wait_until(lambda: not client.exists(key), GENEROUS)
                 second = second_scope.enter_context(long_lived.hold("order-1"))
                 second_token = client.get(key)
                 assert second_token is not None
@@ -241,7 +240,7 @@ class TestRedisOrderLock(OrderLockContract):
     ):
         short_lived, other = make_lock(wait_seconds=0.1, ttl_seconds=0.2), make_lock(wait_seconds=0.1)
         batch = short_lived.take_many({"order-1", "order-2"})
-        wait_until(lambda: not client.exists(f"{redis_prefix}:lock:order-1"))
+        assert wait_until(lambda: not client.exists(f"{redis_prefix}:lock:order-1"), GENEROUS)
         with other.hold("order-1"):
             token = client.get(f"{redis_prefix}:lock:order-1")
             short_lived.release_many(batch)

@@ -22,7 +22,6 @@ from ledger.bootstrap import Ledger
 from tests.integration.test_intake import kinds, record, ref
 from tests.support.alipay import SandboxAlipay
 from tests.support.restarts import end_every_connection, fill_pool
-from tests.support.serving_loop import Driver
 
 pytestmark = pytest.mark.postgres
 
@@ -68,8 +67,8 @@ def test_the_sql_engines_first_query_after_a_restart_gets_a_fresh_connection(pos
 
 
 def test_the_first_notification_after_a_restart_is_recorded_at_once(
-        make_ledger: Callable[..., Ledger], postgres_url: str, alipay: SandboxAlipay, driver: Driver) -> None:
-    ledger = driver(make_ledger(postgres_url))
+        make_ledger: Callable[..., Ledger], postgres_url: str, alipay: SandboxAlipay) -> None:
+    ledger = make_ledger(postgres_url)
     record(ledger, alipay.body(ref()))  # the group commit holds its connection (the loop's own, or the pool's)
     assert fill_pool(ledger.store) >= 10
     assert end_every_connection(postgres_url) >= 10

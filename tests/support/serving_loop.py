@@ -1,19 +1,24 @@
 """An event loop on a thread of its own, standing in for the server's, so that plain tests can drive the
-group commit that runs on the serving loop (`LedgerService.record`) from ordinary threads."""
+group commit as `ledger serve` does (`LedgerService.record` awaited on the serving loop) from ordinary
+threads, and reach its batch rules' I/O to wrap it."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
+from uuid import UUID
 
+from ledger.adapters.locks.holds import ManyHold
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import Rejected, UnknownOrder
-from ledger.intake.batches import Batches, Recorded
+from ledger.domain.order import Order
+from ledger.intake.loop import GroupCommit
+from ledger.intake.rules import BatchIO
 from ledger.service.application import LedgerService, RecordCallback
+from ledger.service.ports import Recorded
 
 T = TypeVar("T")
 
@@ -32,7 +37,6 @@ class ServingLoop:
         """Verify here, record on the loop; returns once the callback is queued there, as an HTTP request's
         is before the next one is read. The future is answered after the commit (or with why not);
         cancelling it cancels the request."""
-        assert service.loop_intake is not None, "the group commit runs on the loop on PostgreSQL only"
         if service not in self._served:
             self._served.append(service)
         recording = service.record(service.verify(cmd))
@@ -60,18 +64,12 @@ class ServingLoop:
         return answer
 
     def record_callback(self, service: LedgerService, cmd: RecordCallback) -> Recorded:
-        """`LedgerService.record_callback`, through the loop: what the HTTP endpoint does."""
+        """`LedgerService.record_callback`, through this loop: what the HTTP endpoint does."""
         try:
             return self.submit(service, cmd).result(30)
         except (Rejected, UnknownOrder) as exc:
             service.refuse(cmd, exc)
             raise
-
-    def route(self, ledger: Ledger) -> Ledger:
-        """`record_callback` of this ledger goes through the loop, as the HTTP endpoint's does."""
-        service = ledger.service
-        service.record_callback = functools.partial(self.record_callback, service)  # type: ignore[method-assign]
-        return ledger
 
     def stop(self, service: LedgerService) -> None:
         """What the server does as it shuts down: commit what is queued, close the loop's connections."""
@@ -85,30 +83,35 @@ class ServingLoop:
         self.loop.close()
 
 
-class Driver:
-    """Which group commit a test drives: the thread, as sync callers do (no `serving_loop`), or the serving
-    loop's task, as `ledger serve` does."""
+def wrap_io(ledger: Ledger, wrap: Callable[[BatchIO], BatchIO]) -> None:
+    """Every batch of this ledger's group commit, on every loop that records from now on, goes through
+    `wrap(io)`: how a test pauses, fails or counts a step of the batch rules."""
+    intake = ledger.service.intake
+    assert isinstance(intake, GroupCommit)
+    make_io = intake.make_io
+    intake.make_io = lambda: wrap(make_io())
 
-    def __init__(self, serving_loop: ServingLoop | None) -> None:
-        self.serving_loop = serving_loop
 
-    def __call__(self, ledger: Ledger) -> Ledger:
-        """The ledger, its `record_callback` going the driver's way."""
-        return self.serving_loop.route(ledger) if self.serving_loop else ledger
+class PassThroughIO:
+    """A BatchIO that hands every call to `inner`: tests override the step they pause, fail or count."""
 
-    def intake(self, ledger: Ledger) -> Batches:
-        intake = ledger.service.loop_intake if self.serving_loop else ledger.service.intake
-        assert intake is not None
-        return intake
+    def __init__(self, inner: BatchIO) -> None:
+        self.inner = inner
 
-    def submit(self, ledger: Ledger, body: bytes) -> Future[Recorded]:
-        cmd = RecordCallback(body=body, remote_addr="198.51.100.7")
-        if self.serving_loop:
-            return self.serving_loop.submit(ledger.service, cmd)
-        return ledger.service.submit(ledger.service.verify(cmd))
+    async def swap_locks(self, keys: set[str], release: ManyHold | None) -> ManyHold:
+        return await self.inner.swap_locks(keys, release)
 
-    def close(self, ledger: Ledger) -> None:
-        """As the server shuts down: refuse what comes, commit what came."""
-        ledger.service.close()
-        if self.serving_loop:
-            self.serving_loop.stop(ledger.service)
+    async def load(self, order_ids: list[UUID]) -> dict[UUID, Order | None]:
+        return await self.inner.load(order_ids)
+
+    async def save(self, orders: list[Order]) -> int:
+        return await self.inner.save(orders)
+
+    async def log_head(self) -> int:
+        return await self.inner.log_head()
+
+    async def run_blocking(self, call: Callable[..., T], *args: Any) -> T:
+        return await self.inner.run_blocking(call, *args)
+
+    async def close(self) -> None:
+        await self.inner.close()

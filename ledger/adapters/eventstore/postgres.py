@@ -23,14 +23,36 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
+import psycopg
+from eventsourcing import persistence
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import DatabaseError as PsycopgDatabaseError
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import ConnectionPool
 
-WAIT_SECONDS = 0.2
+WAIT_SECONDS = 0.2  # before the one retry of a call that lost its connection (or found none)
+RETRIED = (InterfaceError, OperationalError)  # what a retry may cure: not a conflict, not a refused statement
 F = TypeVar("F", bound=Callable[..., Any])
+
+# psycopg's errors as eventsourcing's, as the library's recorder raises them. Its own mapping is written
+# inline in `PostgresDatastore.get_connection`, around a pooled sync connection: the serving loop's async
+# connection (postgres_loop.py) goes through this one.
+_ERRORS: tuple[tuple[type[psycopg.Error], type[persistence.PersistenceError]], ...] = (
+    (psycopg.InterfaceError, persistence.InterfaceError),
+    (psycopg.OperationalError, persistence.OperationalError),
+    (psycopg.DataError, persistence.DataError),
+    (psycopg.IntegrityError, persistence.IntegrityError),
+    (psycopg.InternalError, persistence.InternalError),
+    (psycopg.ProgrammingError, persistence.ProgrammingError),
+    (psycopg.NotSupportedError, persistence.NotSupportedError),
+    (psycopg.DatabaseError, persistence.DatabaseError),
+    (psycopg.Error, persistence.PersistenceError),
+)
+
+
+def persistence_error(exc: psycopg.Error) -> persistence.PersistenceError:
+    return next(ours for theirs, ours in _ERRORS if isinstance(exc, theirs))(str(exc))
 
 
 def _twice(method: F) -> F:
@@ -40,7 +62,7 @@ def _twice(method: F) -> F:
     def call(self: FailFastPostgresRecorder, *args: Any, **kwargs: Any) -> Any:
         try:
             return inner(self, *args, **kwargs)
-        except (InterfaceError, OperationalError) as exc:
+        except RETRIED as exc:
             self.ping_when_lent.doubt()
             if _connection_lost(exc):
                 self.ping_when_lent.drop_dead()

@@ -2,8 +2,9 @@
 
 The same SQL as `FailFastPostgresRecorder` (load many streams, insert a batch under the table lock with
 NOTIFY, read the head of the log), on one `psycopg.AsyncConnection` of the loop's own: no thread is woken
-and no GIL handed over per batch. psycopg's errors become eventsourcing's, as the library's recorder
-raises them, and a dead connection is replaced and the call tried once more, as `_twice` does.
+and no GIL handed over per batch. psycopg's errors become eventsourcing's (`persistence_error`, the
+recorder's module), and a dead connection is replaced and the call tried once more, with the recorder's
+policy (`RETRIED`, `WAIT_SECONDS`).
 """
 
 from __future__ import annotations
@@ -19,22 +20,9 @@ from eventsourcing.persistence import StoredEvent
 from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Identifier
 
-from ledger.adapters.eventstore.postgres import WAIT_SECONDS, FailFastPostgresRecorder
+from ledger.adapters.eventstore.postgres import RETRIED, WAIT_SECONDS, FailFastPostgresRecorder, persistence_error
 
 T = TypeVar("T")
-
-_ERRORS: tuple[tuple[type[psycopg.Error], type[persistence.PersistenceError]], ...] = (
-    (psycopg.InterfaceError, persistence.InterfaceError),
-    (psycopg.OperationalError, persistence.OperationalError),
-    (psycopg.DataError, persistence.DataError),
-    (psycopg.IntegrityError, persistence.IntegrityError),
-    (psycopg.InternalError, persistence.InternalError),
-    (psycopg.ProgrammingError, persistence.ProgrammingError),
-    (psycopg.NotSupportedError, persistence.NotSupportedError),
-    (psycopg.DatabaseError, persistence.DatabaseError),
-    (psycopg.Error, persistence.PersistenceError),
-)
-
 
 class AsyncEventWriter:
     """Used by one task at a time (the group commit's), on the loop that first called it."""
@@ -94,7 +82,7 @@ class AsyncEventWriter:
     async def _twice(self, call: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
         try:
             return await self._translated(call)
-        except (persistence.InterfaceError, persistence.OperationalError):
+        except RETRIED:  # as the recorder's `_twice`: a fresh connection, once
             await self.close()
             await asyncio.sleep(WAIT_SECONDS)
             return await self._translated(call)
@@ -105,7 +93,7 @@ class AsyncEventWriter:
         except psycopg.Error as exc:
             if self._conn is not None and self._conn.closed:
                 self._conn = None
-            raise next(ours for theirs, ours in _ERRORS if isinstance(exc, theirs))(str(exc)) from exc
+            raise persistence_error(exc) from exc
         except TimeoutError as exc:
             raise persistence.OperationalError(f"no connection within {self.connect_timeout} s") from exc
 

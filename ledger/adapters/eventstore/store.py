@@ -81,7 +81,7 @@ class LedgerStore(Application[UUID]):
 
     def get_order(self, order_id: UUID) -> Order | None:
         try:
-            return self.repository.get(order_id)  # type: ignore[no-any-return]
+            return self.repository.get(order_id)
         except AggregateNotFoundError:
             return None
 

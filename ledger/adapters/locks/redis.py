@@ -1,18 +1,14 @@
-"""Per-order lock: one delivery of an order is decided at a time, across processes (Redis) or threads (local).
-
-The lock only narrows races: the event store's version check stays the fence that keeps the log right.
+"""The lock shared by every process, on Redis: single holders through redis-py's `Lock`, a group commit's
+batches through one script that hands the last batch's keys back and takes the next batch's in one round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
-from collections.abc import Awaitable, Callable, Collection, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from typing import Any
 from uuid import uuid4
 
 import redis
@@ -21,6 +17,8 @@ from redis.exceptions import LockNotOwnedError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.lock import Lock
 
+from ledger.adapters.locks.breaker import Breaker
+from ledger.adapters.locks.holds import AsyncOrderLock, LockHold, ManyHold, nothing_to_close
 from ledger.domain.errors import LockTimeout
 
 log = logging.getLogger(__name__)
@@ -45,69 +43,6 @@ return result
 """
 
 
-async def _nothing() -> None:
-    return None
-
-
-def lock_key(app_id: str, out_trade_no: str, merchant: str = "") -> str:
-    """The one name of an order's lock: every path that changes an order must take this same key."""
-    if merchant and merchant != app_id:  # a service provider's merchant (ISV): see ledger.domain.order
-        return f"{app_id}/{merchant}/{out_trade_no}"
-    return f"{app_id}/{out_trade_no}"
-
-
-@dataclass
-class LockHold:
-    """What a holder learns: `degraded` on entry (no lock was taken), `expired` after exit."""
-
-    degraded: bool = False
-    expired: bool = False
-
-
-@dataclass
-class ManyHold:
-    """A group commit's locks: the keys it `held`, and those `busy` with another holder (not waited for)."""
-
-    held: set[str] = field(default_factory=set)
-    busy: set[str] = field(default_factory=set)
-    degraded: bool = False
-    expired: int = 0  # after release: how many of the held keys had expired before it
-    token: str = ""
-
-
-@dataclass(frozen=True)
-class AsyncOrderLock:
-    """An `OrderLock`'s batch taking, awaited on one event loop; `close` (awaited) when that loop is done."""
-
-    take_many: Callable[..., Awaitable[ManyHold]]
-    close: Callable[[], Awaitable[None]]
-
-    async def release_many(self, hold: ManyHold) -> None:
-        if hold.held:
-            await self.take_many((), release=hold)
-
-
-class OrderLock(Protocol):
-    def hold(self, key: str) -> AbstractContextManager[LockHold]: ...
-
-    def take_many(self, keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
-        """Release a previous batch's hold, then take every free key of this one without waiting for the busy
-        ones: one round trip for both (a group commit hands its locks back as it takes the next batch's)."""
-        ...
-
-    def release_many(self, hold: ManyHold) -> None: ...
-
-    def on_loop(self) -> AsyncOrderLock:
-        """`take_many` to await on the calling event loop (its own connections, closed by `close`)."""
-        ...
-
-    def status(self) -> dict[str, object]: ...
-
-    def check(self) -> dict[str, object]:
-        """Ask the backend now (one round trip), then report `status()`."""
-        ...
-
-
 class RedisOrderLock:
     """The lock shared by every process, on redis-py's `Lock` (SET NX PX with a token, compare-and-delete).
 
@@ -130,17 +65,12 @@ class RedisOrderLock:
         """`async_client`: makes a `redis.asyncio.Redis` like `client`, for `on_loop` (one per event loop).
         `on_degraded` is called where the outage is noticed, the serving event loop included: it must return at
         once (the composition root hands the alert to `AlertService.later`), never wait on a database."""
-        self._on_degraded = on_degraded
+        self.breaker = Breaker(recheck_seconds=recheck_seconds, on_degraded=on_degraded)
         self._async_client = async_client
         self._client = client
         self._prefix = prefix
         self._ttl = ttl_seconds
         self._wait = wait_seconds
-        self._recheck = recheck_seconds
-        self._state = threading.Lock()
-        self._degraded = False
-        self._detail = "redis reachable"
-        self._recheck_at = 0.0
         self._swap_script = client.register_script(_SWAP_MANY)
         self._ttl_ms = int(ttl_seconds * 1000)
 
@@ -161,7 +91,7 @@ class RedisOrderLock:
         hold, old, names, call = self._swap_args(keys, release)
         if not (old or names):
             return hold
-        result = None if self._resting() else self._swapped(lambda: self._swap_script(**call))
+        result = None if self.breaker.resting() else self._swapped(lambda: self._swap_script(**call))
         return self._settle(hold, release, old, names, result, keys)
 
     def release_many(self, hold: ManyHold) -> None:
@@ -176,7 +106,7 @@ class RedisOrderLock:
             async def in_thread(keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
                 return await asyncio.to_thread(self.take_many, keys, release=release)
 
-            return AsyncOrderLock(in_thread, _nothing)
+            return AsyncOrderLock(in_thread, nothing_to_close)
         client = self._async_client()
         script = client.register_script(_SWAP_MANY)
 
@@ -185,33 +115,34 @@ class RedisOrderLock:
             if not (old or names):
                 return hold
             result = None
-            if not self._resting():
+            if not self.breaker.resting():
                 try:
                     result = await script(**call)
                 except _UNREACHABLE as exc:
-                    self._went_down(exc)
+                    self.breaker.went_down(exc)
                 else:
-                    self._came_back()
+                    self.breaker.came_back()
             return self._settle(hold, release, old, names, result, keys)
 
         return AsyncOrderLock(take_many, client.aclose)
 
     def _swap_args(self, keys: Collection[str], release: ManyHold | None
-                   ) -> tuple[ManyHold, list[str], dict[str, str], dict[str, list[Any]]]:
+                   ) -> tuple[ManyHold, list[str], dict[str, str], dict[str, Any]]:
         """The new hold, the names to release and to take, and the swap script's keys and args."""
         hold = ManyHold(token=uuid4().hex)
         old = [self._name(key) for key in release.held] if release and release.token else []
         names = {self._name(key): key for key in keys}
-        call = {"keys": [*old, *names], "args": [len(old), release.token if release else "", hold.token, self._ttl_ms]}
+        call: dict[str, Any] = {"keys": [*old, *names],
+                                "args": [len(old), release.token if release else "", hold.token, self._ttl_ms]}
         return hold, old, names, call
 
     def _swapped(self, call: Callable[[], Any]) -> Any:
         try:
             result = call()
         except _UNREACHABLE as exc:
-            self._went_down(exc)
+            self.breaker.went_down(exc)
             return None
-        self._came_back()
+        self.breaker.came_back()
         return result
 
     def _settle(self, hold: ManyHold, release: ManyHold | None, old: list[str], names: dict[str, str],
@@ -236,27 +167,21 @@ class RedisOrderLock:
         return f"{self._prefix}:lock:{key}"
 
     def status(self) -> dict[str, object]:
-        with self._state:
-            return {"backend": "redis", "degraded": self._degraded, "detail": self._detail}
+        return self.breaker.status()
 
     def check(self) -> dict[str, object]:
         try:
             self._client.ping()
         except _UNREACHABLE as exc:
-            self._went_down(exc)
+            self.breaker.went_down(exc)
         else:
-            self._came_back()
+            self.breaker.came_back()
         return self.status()
 
-    def _resting(self) -> bool:
-        """Redis failed moments ago: leave it alone until the recheck, and go without the lock."""
-        with self._state:
-            return self._degraded and time.monotonic() < self._recheck_at
-
     def _acquire(self, key: str) -> Lock | None:
-        if self._resting():
+        if self.breaker.resting():
             return None
-        lock = self._client.lock(
+        lock: Lock = self._client.lock(
             self._name(key),
             timeout=self._ttl,
             sleep=0.005,
@@ -268,9 +193,9 @@ class RedisOrderLock:
         try:
             acquired = lock.acquire()
         except _UNREACHABLE as exc:
-            self._went_down(exc)
+            self.breaker.went_down(exc)
             return None
-        self._came_back()
+        self.breaker.came_back()
         if not acquired:
             raise LockTimeout(f"order {key!r} stayed locked for more than {self._wait} s")
         return lock
@@ -284,102 +209,4 @@ class RedisOrderLock:
             log.warning("lock %s expired before its holder finished (ttl %s s)", lock.name, self._ttl)
         except _UNREACHABLE as exc:
             log.warning("could not release lock %s (%s); it expires within %s s", lock.name, exc, self._ttl)
-            self._went_down(exc)
-
-    def _went_down(self, exc: Exception) -> None:
-        with self._state:
-            self._recheck_at = time.monotonic() + self._recheck
-            if self._degraded:
-                return
-            self._degraded = True
-            self._detail = f"redis unreachable ({exc}); orders are processed without the lock"
-        log.warning("Redis unreachable, running without per-order locks until it answers: %s", exc)
-        if self._on_degraded is not None:
-            try:
-                self._on_degraded(exc)
-            except Exception:  # an alert must never fail the request that noticed
-                log.exception("could not raise the Redis-degraded alert")
-
-    def _came_back(self) -> None:
-        with self._state:
-            if not self._degraded:
-                return
-            self._degraded = False
-            self._detail = "redis reachable"
-        log.info("Redis answers again; per-order locks are back")
-
-
-class _Slot:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.users = 0  # holders plus waiters: the slot may go only when this is back to zero
-
-
-class LocalOrderLock:
-    """The in-process twin for the embedded mode (one process): per-order mutual exclusion across threads."""
-
-    def __init__(self, *, wait_seconds: float) -> None:
-        self._wait = wait_seconds
-        self._guard = threading.Lock()
-        self._slots: dict[str, _Slot] = {}
-
-    @contextmanager
-    def hold(self, key: str) -> Iterator[LockHold]:
-        with self._guard:
-            slot = self._slots.setdefault(key, _Slot())
-            slot.users += 1
-        try:
-            if not slot.lock.acquire(timeout=self._wait):
-                raise LockTimeout(f"order {key!r} stayed locked for more than {self._wait} s")
-            try:
-                yield LockHold()
-            finally:
-                slot.lock.release()
-        finally:
-            with self._guard:
-                slot.users -= 1
-                if slot.users == 0:
-                    del self._slots[key]
-
-    def take_many(self, keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
-        hold = ManyHold()
-        with self._guard:
-            for key in release.held if release else ():
-                slot = self._slots[key]
-                slot.lock.release()
-                slot.users -= 1
-                if slot.users == 0:
-                    del self._slots[key]
-            if release is not None:
-                release.held = set()
-            for key in keys:
-                slot = self._slots.setdefault(key, _Slot())
-                if slot.lock.acquire(blocking=False):
-                    slot.users += 1
-                    hold.held.add(key)
-                else:
-                    hold.busy.add(key)
-        return hold
-
-    def release_many(self, hold: ManyHold) -> None:
-        self.take_many((), release=hold)
-
-    def on_loop(self) -> AsyncOrderLock:
-        """Taking never waits here (CPU only): the loop calls it directly."""
-        async def take_many(keys: Collection[str], *, release: ManyHold | None = None) -> ManyHold:
-            return self.take_many(keys, release=release)
-
-        return AsyncOrderLock(take_many, _nothing)
-
-    @property
-    def tracked_keys(self) -> int:
-        """How many orders are held or waited on right now."""
-        return len(self._slots)
-
-    def status(self) -> dict[str, object]:
-        return {"backend": "local", "degraded": False, "detail": "in-process lock, single process only"}
-
-    def check(self) -> dict[str, object]:
-        return self.status()
+            self.breaker.went_down(exc)
