@@ -50,7 +50,7 @@ def test_decimal_datetime_and_chinese_text_round_trip_to_the_merchant(merchant: 
     assert datetime.fromisoformat(received.body["gmt_payment"]) == paid_at
 
 
-def test_a_503_is_not_ok(merchant: FakeMerchant) -> None:
+def test_a_503_is_a_failed_attempt_and_the_next_post_can_succeed(merchant: FakeMerchant) -> None:
     merchant.fail_next(1)
     client = DownstreamClient(merchant.url, SECRET)
     assert client.post({"order": "o1"}, "o1:payment") == Outcome(False, 503, "HTTP 503")

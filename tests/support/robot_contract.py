@@ -50,7 +50,7 @@ class RobotContract:
         robot.send("kept")
         assert delivered() == ["kept"]
 
-    def test_permanent_failure_says_so(self, twin: Any) -> None:
+    def test_permanent_failure_delivers_nothing_and_says_it_is_permanent(self, twin: Any) -> None:
         robot, delivered, fail_next = twin
         fail_next(1, False)
         assert not refused(robot).transient

@@ -35,7 +35,7 @@ KNOWN_V1 = "7fc6d7251b86f78f290968a1c1a29af9f8f43f6cb4c064e83d927d221728c0fc"
 
 # Signing and verifying.
 
-def test_signature_round_trips() -> None:
+def test_a_body_signed_with_the_secret_verifies_with_it() -> None:
     verify_signature(sign(SECRET, BODY, T), BODY, SECRET, now=T)
 
 
@@ -190,11 +190,11 @@ def test_delays_never_exceed_the_cap_with_its_jitter() -> None:
         {"jitter": float("nan")},
     ],
 )
-def test_backoff_policy_refuses_nonsense(kwargs: dict[str, Any]) -> None:
+def test_a_backoff_policy_with_a_negative_zero_infinite_or_nan_setting_is_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         BackoffPolicy(**kwargs)
 
 
-def test_retries_count_from_one() -> None:
+def test_retries_count_from_one_so_a_delay_for_retry_zero_is_an_error() -> None:
     with pytest.raises(ValueError):
         BackoffPolicy().delay(0)
