@@ -52,9 +52,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             pytest.exit(problem, returncode=3)
 
 
+def _require_marker(request: pytest.FixtureRequest, marker: str) -> None:
+    # A fixture fetched by `request.getfixturevalue` is not among the test's fixture names, so the hook above
+    # could not mark the test: it would run under `-m "not <marker>"`, against a server that may not be there.
+    if request.node.get_closest_marker(marker) is None:
+        pytest.fail(f"{request.node.nodeid} reaches the {marker} server without the `{marker}` mark: mark it "
+                    f"(e.g. pytest.param(..., marks=pytest.mark.{marker})) or ask for the fixture by name",
+                    pytrace=False)
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """URL of a fresh, empty database of this test's own; dropped afterwards."""
+    _require_marker(request, "postgres")
     name, url = create_database(POSTGRES_URL)
     try:
         yield url
@@ -68,8 +78,9 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def redis_url() -> str:
+def redis_url(request: pytest.FixtureRequest) -> str:
     """URL of the shared Redis: use it only with `redis_prefix`, which cleans up after the test."""
+    _require_marker(request, "redis")
     return REDIS_URL
 
 

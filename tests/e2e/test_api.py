@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from urllib.parse import unquote_to_bytes
@@ -19,15 +18,12 @@ from api.app import create_app
 from ledger.alipay.sandbox import encode_form
 from ledger.bootstrap import Ledger
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.refs import ref
 
 TOKEN_OF = {role: f"{role[0]}-token-0123456789" for role in ("merchant", "auditor", "finance", "operator")}
 TOKENS = ",".join(f"{role}:{token}" for role, token in TOKEN_OF.items())
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 MAX_BODY = 64 * 1024
-
-
-def ref() -> str:
-    return f"T{uuid.uuid4().hex[:12].upper()}"
 
 
 def as_role(role: str) -> dict[str, str]:

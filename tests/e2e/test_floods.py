@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,14 +20,11 @@ with warnings.catch_warnings():
 from api.app import create_app
 from ledger.bootstrap import Ledger
 from tests.support.alipay import SandboxAlipay
+from tests.support.refs import ref
 
 OPERATOR_TOKEN = "o-token-0123456789"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 FORGER = "203.0.113.66"
-
-
-def ref() -> str:
-    return f"F{uuid.uuid4().hex[:12].upper()}"
 
 
 @pytest.fixture

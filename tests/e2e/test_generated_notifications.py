@@ -17,8 +17,8 @@ from api.app import create_app
 from ledger.alipay.sandbox import encode_form
 from ledger.bootstrap import Ledger
 from projections.queries import order_row
-from tests.integration.test_projections import snapshot
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.histories import snapshot
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 # Any character a UTF-8 body can carry (lone surrogates cannot be encoded at all), control characters included.

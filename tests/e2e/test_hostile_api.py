@@ -10,8 +10,8 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from ledger.alipay.sandbox import encode_form
 from ledger.bootstrap import Ledger
-from tests.integration.test_parking import legacy_order, run_until_parked
 from tests.support.alipay import SandboxAlipay
+from tests.support.parking import legacy_order, run_until_parked
 
 TOKENS = "operator:operator-token-0123456789,finance:finance-token-0123456789"
 OPERATOR = {"authorization": "Bearer operator-token-0123456789"}

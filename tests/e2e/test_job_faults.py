@@ -17,11 +17,12 @@ import pytest
 from jobs.runtime import InProcessWorker
 from ledger.bootstrap import Ledger
 from ledger.service.application import RecordCallback
-from tests.integration.test_deliveries import job_env, key_of, wait_until
-from tests.integration.test_intake import kinds
 from tests.support.alipay import SandboxAlipay
+from tests.support.deliveries import job_env, key_of
+from tests.support.ledgers import kinds
 from tests.support.merchant import FakeMerchant
 from tests.support.robots import FakeDingTalk
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ a bounded amount, and leaves the ledger and its read side able to go on. On SQLi
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -20,6 +19,7 @@ from ledger.service.application import RecordCallback
 from projections.queries import order_row
 from projections.tables import alerts, daily_totals
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.refs import ref
 
 UNBOOKABLE = {
     "a payment time in year 1": {"gmt_payment": "0001-01-01 00:00:00"},
@@ -29,10 +29,6 @@ UNBOOKABLE = {
     "an out_trade_no of 65 characters": {"out_trade_no": "L" * 65},
     "a NUL in out_trade_no": {"out_trade_no": "A\x00B"},
 }
-
-
-def ref() -> str:
-    return f"H{uuid.uuid4().hex[:12].upper()}"
 
 
 def record(ledger: Ledger, body: bytes):  # type: ignore[no-untyped-def]

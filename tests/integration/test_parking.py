@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,45 +14,19 @@ import sqlalchemy as sa
 from eventsourcing.persistence import StoredEvent
 
 from ledger.bootstrap import Ledger
-from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
 from ledger.service.application import RecordCallback, RegisterOrder
 from projections.common import Batch
 from projections.queries import order_row
-from projections.runner import MAX_TRIES
 from projections.tables import alerts
 from tests.support.alerts import wait_until_recorded
 from tests.support.alipay import APP_ID, SandboxAlipay
-from tests.support.notices import notification
-
-
-def ref() -> str:
-    return f"P{uuid.uuid4().hex[:12].upper()}"
-
-
-def legacy_order(ledger: Ledger, out_trade_no: str) -> str:
-    """An order whose payment time no projection can store (year 1 in China Standard Time is before the UTC
-    year 1): recorded as code without today's limits did, straight into the store."""
-    params = notification(out_trade_no, gmt_payment="2026-11-21 10:00:00")
-    notice = TradeNotice.from_params(params)
-    order = Order(app_id=APP_ID, out_trade_no=out_trade_no)
-    order.receive(notice.__class__(**{**vars(notice), "gmt_payment": "0001-01-01 00:00:00"}), params,
-                  delivery_id=uuid.uuid4().hex, received_at=datetime.now(UTC), remote_addr="127.0.0.1")
-    ledger.store.save(order)
-    return str(order.id)
+from tests.support.parking import legacy_order, run_until_parked
+from tests.support.refs import ref
 
 
 def pay(ledger: Ledger, alipay: SandboxAlipay, out_trade_no: str) -> None:
     ledger.service.record_callback(RecordCallback(alipay.body(out_trade_no), "127.0.0.1"))
-
-
-def run_until_parked(ledger: Ledger) -> None:
-    """As the follower does: a failing step is tried again, MAX_TRIES times, then its stream is parked."""
-    assert ledger.runner is not None
-    for _ in range(MAX_TRIES - 1):
-        with pytest.raises(Exception):  # noqa: B017  (whatever the database says of the poison)
-            ledger.runner.step()
-    ledger.runner.catch_up()
 
 
 def kinds_of_alerts(ledger: Ledger) -> list[str]:

@@ -22,13 +22,7 @@ from projections import all_projections
 from projections.runner import ProjectionRunner
 from projections.tables import PROJECTED, journal_entries, metadata, order_status
 from tests.support.alipay import APP_ID, SandboxAlipay
-from tests.support.histories import feed_history
-
-
-def snapshot(engine: sa.Engine) -> dict[str, list[dict[str, Any]]]:
-    with engine.connect() as conn:
-        return {name: [dict(r._mapping) for r in conn.execute(sa.select(t).order_by(*t.primary_key.columns))]
-                for name, t in PROJECTED.items()}
+from tests.support.histories import feed_history, snapshot
 
 
 def event_count(ledger: Ledger, kind: str) -> int:

@@ -1,14 +1,19 @@
 """Generated trade histories: many orders, each with a plausible sequence of notifications, shuffled and
-duplicated the way Alipay's retries arrive, fed through the real intake."""
+duplicated the way Alipay's retries arrive, fed through the real intake; and the read model they leave,
+table by table, to compare a rebuild with the incremental run."""
 
 from __future__ import annotations
 
 import random
 from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
 
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import LedgerError
 from ledger.service.application import RecordCallback, RegisterOrder
+from projections.tables import PROJECTED
 from tests.support.alipay import APP_ID, SandboxAlipay
 
 
@@ -54,3 +59,10 @@ def feed_history(ledger: Ledger, alipay: SandboxAlipay, *, orders: int, seed: in
         except LedgerError:
             raise
     return len(deliveries)
+
+
+def snapshot(engine: sa.Engine) -> dict[str, list[dict[str, Any]]]:
+    """Every projected table's rows, in primary-key order."""
+    with engine.connect() as conn:
+        return {name: [dict(r._mapping) for r in conn.execute(sa.select(t).order_by(*t.primary_key.columns))]
+                for name, t in PROJECTED.items()}

@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable
 
 
-def wait_until(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
-    """Whether `predicate` came true within `seconds` (asked every 50 ms, and once more at the end)."""
+def wait_until(predicate: Callable[[], bool], seconds: float = 20.0, *, every: float = 0.05) -> bool:
+    """Whether `predicate` came true within `seconds` (asked `every` seconds, and once more at the end)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.05)
+        time.sleep(every)
     return predicate()

@@ -16,6 +16,7 @@ from ledger.adapters.eventstore.store import LedgerStore, persistence_env
 from ledger.domain.alert import Alert
 from ledger.service.alert_queue import AlertQueue
 from ledger.service.alerting import AlertService
+from tests.support.waiting import wait_until
 
 GENEROUS = 10.0
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -27,13 +28,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-def wait_until(condition: Any) -> None:
-    deadline = time.monotonic() + GENEROUS
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 class Recorder:
@@ -65,7 +59,7 @@ def test_putting_an_alert_returns_at_once_while_the_store_is_stuck() -> None:
     assert time.monotonic() - started < 0.05
     assert alerts.pending == 5 and recorder.calls == []
     recorder.stuck.set()
-    wait_until(lambda: alerts.pending == 0)
+    assert wait_until(lambda: alerts.pending == 0, GENEROUS, every=0.005)
     assert [key for _, key, _, _ in recorder.calls] == [f"redis-{number}" for number in range(5)]
     alerts.close()
 
@@ -75,7 +69,7 @@ def test_an_alert_the_store_refused_is_tried_again_with_growing_waits_and_the_mo
     alerts = AlertQueue(recorder, clock=clock, first_wait=0.02, max_wait=0.05)
     alerts.put("redis_degraded", "redis", "Redis is unreachable")
     clock.now = T0 + timedelta(hours=1)  # later tries keep the first moment: the same window, the same alert id
-    wait_until(lambda: alerts.pending == 0)
+    assert wait_until(lambda: alerts.pending == 0, GENEROUS, every=0.005)
     assert len(recorder.calls) == 4 and {at for _, _, at, _ in recorder.calls} == {T0}
     waits = [later[3] - earlier[3] for earlier, later in zip(recorder.calls, recorder.calls[1:], strict=False)]
     assert waits[0] >= 0.02 and waits[1] >= 0.04 and waits[2] >= 0.05  # doubled, then capped
@@ -97,7 +91,7 @@ def test_an_alert_whose_commit_came_back_as_an_error_is_recorded_once() -> None:
     store.save = commit_then_report_failure  # type: ignore[method-assign]
     service.later.first_wait = 0.01
     service.later.put("redis_degraded", "redis", "Redis is unreachable")
-    wait_until(lambda: service.later.pending == 0)
+    assert wait_until(lambda: service.later.pending == 0, GENEROUS, every=0.005)
     assert len(saves) == 2  # tried again, and found it there
     alert = store.repository.get(Alert.create_id("redis_degraded", "redis", int(T0.timestamp()) // 600))
     assert (alert.kind, alert.version) == ("redis_degraded", 1)
@@ -111,11 +105,11 @@ def test_a_full_queue_drops_the_alert_and_says_so_instead_of_blocking(caplog: py
     for number in range(4):  # the thread takes the first, two wait, the fourth has no room
         alerts.put("unknown_order", f"order-{number}", "unknown order")
         if number == 0:
-            wait_until(lambda: recorder.entered == 1)
+            assert wait_until(lambda: recorder.entered == 1, GENEROUS, every=0.005)
     assert any("dropped unknown_order order-3" in r.getMessage() for r in caplog.records
                if r.levelno == logging.ERROR)
     recorder.stuck.set()
-    wait_until(lambda: alerts.pending == 0)
+    assert wait_until(lambda: alerts.pending == 0, GENEROUS, every=0.005)
     assert [key for _, key, _, _ in recorder.calls] == ["order-0", "order-1", "order-2"]
     alerts.close()
 
@@ -124,7 +118,8 @@ def test_closing_gives_a_waiting_alert_one_more_try_then_stops_the_thread(caplog
     recorder = Recorder(failures=100)
     alerts = AlertQueue(recorder, clock=Clock(), first_wait=60.0)
     alerts.put("redis_degraded", "redis", "Redis is unreachable")
-    wait_until(lambda: len(recorder.calls) == 1)  # failed once, now waits a minute for the next try
+    # Failed once, now waits a minute for the next try.
+    assert wait_until(lambda: len(recorder.calls) == 1, GENEROUS, every=0.005)
     started = time.monotonic()
     alerts.close()
     assert time.monotonic() - started < 1.0

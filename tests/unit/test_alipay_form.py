@@ -73,7 +73,7 @@ def test_empty_values_are_kept_in_the_parameters() -> None:
     assert parse_notification(b"subject=&body=&sign=x") == {"subject": "", "body": "", "sign": "x"}
 
 
-def test_values_are_not_trimmed() -> None:
+def test_values_keep_their_leading_and_trailing_whitespace() -> None:
     parsed = parse_notification(encode_form(notification(subject=" 测试商品 ", body="\tline\n")))
     assert parsed["subject"] == " 测试商品 "
     assert parsed["body"] == "\tline\n"

@@ -164,7 +164,7 @@ def test_tampering_with_any_single_field_fails(v2: bool, signed: Signer, alipay_
         verify({**params, "refund_fee": "88.00"}, alipay_public)
 
 
-def test_a_tampered_sign_fails(signed: Signer, alipay_public: RSAPublicKey) -> None:
+def test_a_tampered_sign_fails_verification(signed: Signer, alipay_public: RSAPublicKey) -> None:
     params = signed()
     raw = bytearray(base64.b64decode(params["sign"]))
     raw[-1] ^= 1
@@ -287,7 +287,7 @@ def test_values_arriving_as_lists_fail_instead_of_verifying_something_else(
         verify(params, alipay_public)  # type: ignore[arg-type]
 
 
-def test_an_unsupported_charset_fails(signed: Signer, alipay_public: RSAPublicKey) -> None:
+def test_an_unsupported_charset_fails_verification(signed: Signer, alipay_public: RSAPublicKey) -> None:
     with pytest.raises(SignatureInvalid, match="unsupported charset"):
         verify({**signed(), "charset": "latin-1"}, alipay_public)
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from ledger.adapters.recent import Recent
+from tests.support.waiting import wait_until
 
 
 class Clock:
@@ -54,19 +55,38 @@ def test_a_read_that_fails_is_not_kept_so_the_next_caller_reads_again() -> None:
     assert recent.get() == 7
 
 
+class CountingLock:
+    """A lock that counts the callers that have come to it, so a test knows who is waiting."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.arrived = inner, 0
+
+    def __enter__(self) -> None:
+        self.arrived += 1  # under the GIL; read only by the test's wait
+        self.inner.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.release()
+
+
 def test_callers_arriving_during_a_read_wait_for_it_and_share_its_value() -> None:
-    reads, started = [], threading.Event()
+    reads: list[None] = []
+    started, release = threading.Event(), threading.Event()
 
     def slow_read() -> int:
         reads.append(None)
         started.set()
-        time.sleep(0.2)
+        assert release.wait(10), "the test never let the read finish"
         return len(reads)
 
     recent = Recent(slow_read, seconds=2.0)
+    lock = recent._lock = CountingLock(recent._lock)  # type: ignore[assignment]
     with ThreadPoolExecutor(8) as callers:
         first = callers.submit(recent.get)
-        started.wait(timeout=5)
+        assert started.wait(5)
         others = [callers.submit(recent.get) for _ in range(7)]
+        # The read finishes only once all seven have come to it: each arrived while it was under way.
+        assert wait_until(lambda: lock.arrived == 8, 10, every=0.001)
+        release.set()
         values = [first.result(), *(other.result() for other in others)]
     assert (values, len(reads)) == ([1] * 8, 1)
