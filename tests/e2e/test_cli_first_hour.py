@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ledger.cli.main import HelpFormatter, build_parser
-from tests.support.alipay import SandboxAlipay
+from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.server import LedgerServer
 from tests.support.services import free_port
 
@@ -81,6 +81,16 @@ def test_log_level_debug_shows_the_migrations_and_json_logs_are_one_object_a_lin
 def test_a_bad_log_format_is_a_clean_exit_2(tmp_path: Path) -> None:
     done = ledger_cli("migrate", env={"LEDGER_LOG_FORMAT": "xml"}, cwd=tmp_path)
     assert done.returncode == 2 and "LEDGER_LOG_FORMAT" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_with_a_malformed_public_key_exits_before_serving_with_a_clear_message(tmp_path: Path) -> None:
+    env = {"LEDGER_ALIPAY_APP_ID": APP_ID, "LEDGER_ALIPAY_PUBLIC_KEY": "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A-broken",
+           "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db"}
+    done = ledger_cli("serve", "--port", "0", env=env)
+    assert done.returncode == 2, done.stderr
+    assert "LEDGER_ALIPAY_PUBLIC_KEY" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "ledger.db").exists()
 
 
 @pytest.mark.parametrize("command", [["serve", "--port", "0"], ["migrate"], ["history", "ANY"]])

@@ -13,11 +13,12 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from ledger.bootstrap import Ledger
-from tests.integration.test_deliveries import job_env, wait_until
-from tests.integration.test_intake import kinds
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.deliveries import job_env
+from tests.support.ledgers import kinds
 from tests.support.merchant import SECRET, FakeMerchant
 from tests.support.robots import FakeDingTalk
+from tests.support.waiting import wait_until
 
 # Alice's token is named: what she does is recorded as hers. The unnamed one is recorded by its role alone.
 TOKENS = "operator/alice:o-token-of-alice-01, operator:o-token-unnamed-01, finance:f-token-0123456789"

@@ -25,12 +25,13 @@ with warnings.catch_warnings():
 from api.app import create_app
 from api.csvstream import csv_chunks
 from ledger.bootstrap import Ledger
-from ledger.service.application import RecordCallback, RegisterOrder
+from ledger.service.application import RegisterOrder
 from projections.common import CST
 from projections.queries import iter_orders, list_orders
 from projections.tables import journal_entries
 from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.histories import feed_history
+from tests.support.ledgers import record
 
 TOKEN_OF = {role: f"{role[0]}-token-0123456789" for role in ("merchant", "auditor", "finance", "operator")}
 TOKENS = ",".join(f"{role}:{token}" for role, token in TOKEN_OF.items())
@@ -98,10 +99,6 @@ def cst_day(iso: str) -> date:
 
 def money(value: Decimal) -> str:
     return f"{value:.2f}"
-
-
-def record(ledger: Ledger, body: bytes) -> None:
-    ledger.service.record_callback(RecordCallback(body=body, remote_addr="203.0.113.9"))
 
 
 def hand_made(ledger: Ledger, alipay: SandboxAlipay) -> None:

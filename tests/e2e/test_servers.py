@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from ledger.bootstrap import Ledger
 from tests.support.alipay import SandboxAlipay
 from tests.support.ledgers import kinds
+from tests.support.refs import ref
 from tests.support.server import FINANCE_TOKEN, OPERATOR_TOKEN, LedgerServer
 from tests.support.services import free_port
 
@@ -68,7 +68,7 @@ def test_two_server_processes_receiving_copies_at_once_confirm_payment_exactly_o
     first, second = servers(shared_env), servers(shared_env)  # both migrate at start-up, concurrently
     first.wait_ready()
     second.wait_ready()
-    order = f"E{uuid.uuid4().hex[:12]}"
+    order = ref("E")
     answers = post_concurrently([first, second], alipay.body(order), copies_each=25)
     assert Counter(answers) == {(200, "success"): 50}
     counts = Counter(kinds(make_ledger(postgres_url, migrate_first=False), order))
@@ -87,7 +87,7 @@ def test_one_server_with_two_worker_processes_confirms_copies_once_and_records_e
     server.wait_ready()
     workers = [pid for pid in children(server.process.pid) if b"spawn_main" in cmdline(pid)]
     assert len(workers) == 2
-    order = f"W{uuid.uuid4().hex[:12]}"
+    order = ref("W")
     # Fresh connections each: the kernel spreads them over both processes, so copies meet across them.
     answers = post_concurrently([server], alipay.body(order), copies_each=40)
     assert Counter(answers) == {(200, "success"): 40}
@@ -106,7 +106,7 @@ def test_a_server_killed_mid_load_had_recorded_every_callback_it_answered_succes
     # an order answered `success` is in the log (the others Alipay sends again).
     server = servers({**shared_env, "LEDGER_PROJECTIONS": "separate"})  # no child process left behind
     server.wait_ready()
-    orders = [f"K{uuid.uuid4().hex[:12]}" for _ in range(400)]
+    orders = [ref("K") for _ in range(400)]
     answers: dict[str, object] = {}
     counting, eighty_succeeded = threading.Lock(), threading.Event()
 
@@ -159,7 +159,7 @@ def test_embedded_default_server_confirms_fifty_concurrent_copies_once(
         alipay: SandboxAlipay) -> None:
     server = servers({**alipay.env(), "LEDGER_DATABASE_URL": sqlite_url, "LEDGER_MAX_COPIES": "100"})
     server.wait_ready()
-    order = f"E{uuid.uuid4().hex[:12]}"
+    order = ref("E")
     answers = post_concurrently([server], alipay.body(order), copies_each=50)
     assert Counter(answers) == {(200, "success"): 50}
     counts = Counter(kinds(make_ledger(sqlite_url, migrate_first=False), order))

@@ -5,7 +5,6 @@ On the embedded default (SQLite, in-memory broker) and on PostgreSQL with the Re
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,27 +12,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from jobs.runtime import InProcessWorker
+from jobs.runtime import QUEUE, InProcessWorker
 from ledger.bootstrap import Ledger
 from ledger.domain.order import Order
 from ledger.service.application import RecordCallback
 from projections.tables import alerts, deliveries
-from tests.integration.test_intake import kinds
 from tests.support.alipay import APP_ID, SandboxAlipay
-from tests.support.merchant import SECRET, FakeMerchant
-from tests.support.robots import ROBOT_SECRET, FakeDingTalk
+from tests.support.deliveries import job_env, key_of
+from tests.support.ledgers import kinds
+from tests.support.merchant import FakeMerchant
+from tests.support.robots import FakeDingTalk
 from tests.support.waiting import wait_until
-
-
-def key_of(out_trade_no: str, change: str = "payment") -> str:
-    return f"{Order.create_id(APP_ID, out_trade_no)}:{change}"
-
-
-def job_env(merchant: FakeMerchant, robot: FakeDingTalk, **extra: str) -> dict[str, str]:
-    return {"LEDGER_DOWNSTREAM_URL": merchant.url, "LEDGER_DOWNSTREAM_SECRET": SECRET,
-            "LEDGER_RETRY_BASE_SECONDS": "0.3", "LEDGER_RETRY_CAP_SECONDS": "5", "LEDGER_SWEEP_SECONDS": "0.5",
-            "LEDGER_DELIVERY_LEASE_SECONDS": "3", "LEDGER_ALERT_DINGTALK_URL": robot.url,
-            "LEDGER_ALERT_DINGTALK_SECRET": ROBOT_SECRET, **extra}
 
 
 class FailureStreamContract:
@@ -89,7 +78,10 @@ class FailureStreamContract:
         key = key_of("D-NEVER")
         assert wait_until(lambda: "DeliveryAbandoned" in kinds(ledger, "D-NEVER"))
         assert wait_until(lambda: any("D-NEVER" in text for text in robot.texts))
-        time.sleep(1.5)  # longer than the next delay would be: no fifth attempt comes
+        # No fifth attempt comes: what a late retry message or the sweep would do finds nothing due, and the
+        # messages already sent, once processed, made none.
+        assert ledger.delivery.deliver(str(Order.create_id(APP_ID, "D-NEVER")), "payment") == "not_due"
+        ledger.broker.join(QUEUE, timeout=20_000)
         assert len(merchant.attempts_for(key)) == 4
         with ledger.engine.connect() as conn:
             states = conn.execute(sa.select(deliveries.c.state).where(deliveries.c.out_trade_no == "D-NEVER")).all()
@@ -108,7 +100,9 @@ class FailureStreamContract:
         for _ in range(3):
             ledger.actors.deliver.send(order_id, "payment")
         assert ledger.delivery.deliver(order_id, "payment") == "not_due"
-        time.sleep(1.0)
+        # Both brokers' join waits for the messages being processed too (in memory: until their task is done;
+        # on Redis: until they are acknowledged), so the three have been handled when it returns.
+        ledger.broker.join(QUEUE, timeout=20_000)
         assert len(merchant.attempts_for(key)) == 1
 
     def test_manual_retry_after_abandon_delivers_and_resolving_needs_a_note(

@@ -16,9 +16,10 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 from ledger.adapters.locks.holds import ManyHold
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import RetryLater
-from tests.integration.test_intake import kinds, record, ref
 from tests.support.alerts import wait_until_recorded
 from tests.support.alipay import SandboxAlipay
+from tests.support.ledgers import kinds, record
+from tests.support.refs import ref
 from tests.support.serving_loop import PassThroughIO, ServingLoop, wrap_io
 from tests.support.waiting import wait_until
 

@@ -23,8 +23,9 @@ from ledger.domain.errors import LockTimeout, StorageUnavailable
 from ledger.intake.rules import BatchIO
 from ledger.service.application import RecordCallback
 from ledger.service.ports import Recorded
-from tests.integration.test_intake import kinds, record, ref
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.ledgers import kinds, record
+from tests.support.refs import ref
 from tests.support.services import redis_client
 from tests.support.serving_loop import PassThroughIO, ServingLoop, wrap_io
 from tests.support.waiting import wait_until

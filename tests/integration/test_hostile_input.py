@@ -15,10 +15,10 @@ from ledger.alipay.sandbox import encode_form
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import Unbookable
 from ledger.domain.order import DEFAULT_MAX_COPIES
-from ledger.service.application import RecordCallback
 from projections.queries import order_row
 from projections.tables import alerts, daily_totals
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.ledgers import kinds, record
 from tests.support.refs import ref
 
 UNBOOKABLE = {
@@ -29,14 +29,6 @@ UNBOOKABLE = {
     "an out_trade_no of 65 characters": {"out_trade_no": "L" * 65},
     "a NUL in out_trade_no": {"out_trade_no": "A\x00B"},
 }
-
-
-def record(ledger: Ledger, body: bytes):  # type: ignore[no-untyped-def]
-    return ledger.service.record_callback(RecordCallback(body=body, remote_addr="198.51.100.7"))
-
-
-def kinds(ledger: Ledger, out_trade_no: str) -> list[str]:
-    return [type(e).__name__ for e in ledger.service.history(APP_ID, out_trade_no)]
 
 
 def alert_kinds(ledger: Ledger) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -13,20 +12,10 @@ import pytest
 from ledger.bootstrap import Ledger
 from ledger.domain.errors import Rejected, SellerMismatch, SignatureInvalid, UnknownApp, UnknownOrder
 from ledger.domain.order import DEFAULT_MAX_COPIES
-from ledger.service.application import RecordCallback, RegisterOrder
+from ledger.service.application import RegisterOrder
 from tests.support.alipay import APP_ID, SandboxAlipay
-
-
-def ref() -> str:
-    return f"T{uuid.uuid4().hex[:12].upper()}"
-
-
-def kinds(ledger: Ledger, out_trade_no: str) -> list[str]:
-    return [type(e).__name__ for e in ledger.service.history(APP_ID, out_trade_no)]
-
-
-def record(ledger: Ledger, body: bytes):  # type: ignore[no-untyped-def]
-    return ledger.service.record_callback(RecordCallback(body=body, remote_addr="198.51.100.7"))
+from tests.support.ledgers import kinds, record
+from tests.support.refs import ref
 
 
 class IntakeContract:

@@ -12,16 +12,13 @@ import sqlalchemy as sa
 
 from ledger.bootstrap import Ledger
 from ledger.domain.order import Order
-from ledger.service.application import RecordCallback, RegisterOrder
+from ledger.service.application import RegisterOrder
 from projections.queries import order_row
 from projections.tables import daily_totals, journal_entries
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.ledgers import record
 
 MERCHANT_A, MERCHANT_B = "2021000000000101", "2021000000000202"
-
-
-def record(ledger: Ledger, body: bytes) -> None:
-    ledger.service.record_callback(RecordCallback(body=body, remote_addr="198.51.100.7"))
 
 
 class IsvContract:

@@ -5,7 +5,6 @@ does not send them again. On the embedded default (SQLite) and on PostgreSQL wit
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 
@@ -14,8 +13,8 @@ import pytest
 from ledger.bootstrap import Ledger
 from ledger.service.application import RecordCallback
 from projections.runner import MAX_TRIES
-from tests.integration.test_parking import legacy_order
 from tests.support.alipay import SandboxAlipay
+from tests.support.parking import legacy_order
 from tests.support.read_side import (
     RefusingStore,
     alert_rows,
@@ -27,16 +26,13 @@ from tests.support.read_side import (
     told,
     working,
 )
+from tests.support.refs import ref
 from tests.support.robots import FakeDingTalk
 from tests.support.waiting import wait_until
 
 
-def ref() -> str:
-    return f"R{uuid.uuid4().hex[:12].upper()}"
-
-
 def pay(ledger: Ledger, alipay: SandboxAlipay) -> None:
-    ledger.service.record_callback(RecordCallback(alipay.body(ref()), "127.0.0.1"))
+    ledger.service.record_callback(RecordCallback(alipay.body(ref("R")), "127.0.0.1"))
 
 
 def park_a_stream(ledger: Ledger, alipay: SandboxAlipay) -> str:
@@ -44,7 +40,7 @@ def park_a_stream(ledger: Ledger, alipay: SandboxAlipay) -> str:
     follower does); then the runner stops, so the alerts table stays where it is."""
     assert ledger.runner is not None
     pay(ledger, alipay)
-    poison = legacy_order(ledger, ref())
+    poison = legacy_order(ledger, ref("R"))
     for _ in range(MAX_TRIES - 1):
         with pytest.raises(Exception):  # noqa: B017  (whatever the database says of the poison)
             ledger.runner.step()

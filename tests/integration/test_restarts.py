@@ -19,8 +19,9 @@ from ledger.adapters.eventstore.postgres import FailFastPostgresRecorder
 from ledger.adapters.eventstore.store import LedgerStore, persistence_env
 from ledger.adapters.sql.engine import make_engine
 from ledger.bootstrap import Ledger
-from tests.integration.test_intake import kinds, record, ref
 from tests.support.alipay import SandboxAlipay
+from tests.support.ledgers import kinds, record
+from tests.support.refs import ref
 from tests.support.restarts import end_every_connection, fill_pool
 
 pytestmark = pytest.mark.postgres

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 
 import pytest
@@ -17,6 +16,7 @@ from projections.common import Batch
 from projections.runner import Follower, ProjectionRunner
 from projections.tables import order_status
 from tests.support.alipay import SandboxAlipay
+from tests.support.refs import ref
 
 BUYER_ID = "2088102177846875"
 
@@ -57,7 +57,7 @@ class SqlErrorContract:
             self, make_ledger: Callable[..., Ledger], database_url: str, alipay: SandboxAlipay,
             caplog: pytest.LogCaptureFixture) -> None:
         ledger = make_ledger(database_url)
-        body = alipay.body(f"Q{uuid.uuid4().hex[:12]}", buyer_id=BUYER_ID)
+        body = alipay.body(ref("Q"), buyer_id=BUYER_ID)
         ledger.service.record_callback(RecordCallback(body=body, remote_addr="198.51.100.7"))
         with caplog.at_level(logging.WARNING, logger="projections.runner"):
             reported = stalled_error(ledger)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ledger.intake.batches import Recorded
-
 from ledger.bootstrap import Ledger
 from ledger.service.application import RecordCallback
+from ledger.service.ports import Recorded
 from tests.support.alipay import APP_ID
 
 

@@ -27,6 +27,7 @@ from ledger.intake.loop import GroupCommit
 from ledger.intake.rules import BatchRules, Pending
 from ledger.service.ports import Recorded, Verified
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.refs import ref
 from tests.support.serving_loop import PassThroughIO
 
 
@@ -42,10 +43,6 @@ def lock() -> LocalOrderLock:
     return LocalOrderLock(wait_seconds=1.0)
 
 
-def ref() -> str:
-    return f"U{uuid.uuid4().hex[:12].upper()}"
-
-
 def verified(alipay: SandboxAlipay, order: str, params: dict[str, str] | None = None) -> Verified:
     params = params or alipay.params(order)
     return Verified(TradeNotice.from_params(params), params, datetime.now(UTC), "198.51.100.7", uuid.uuid4().hex)
@@ -59,33 +56,33 @@ def rules(store: LedgerStore, io: Any, *, strict: bool = False) -> BatchRules:
     return BatchRules(io, store, require_known_orders=strict, wait_seconds=1.0, metrics=Metrics())
 
 
-def kinds(store: LedgerStore, order: str) -> list[str]:
+def stored_kinds(store: LedgerStore, order: str) -> list[str]:
     return [type(e).__name__ for e in store.events.get(Order.create_id(APP_ID, order, ""))]
 
 
 def test_a_batch_saves_every_order_and_answers_each_callback(
         store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
-    orders = [ref() for _ in range(3)]
+    orders = [ref("U") for _ in range(3)]
     decided = asyncio.run(rules(store, StoreIO(store, lock)).commit([pending(alipay, o) for o in orders]))
     assert decided.busy == []
     assert [getattr(answer, "status", answer) for _, answer in decided.answers] == ["PAID"] * 3
-    assert all(kinds(store, o) == ["Opened", "CallbackReceived", "PaymentConfirmed"] for o in orders)
+    assert all(stored_kinds(store, o) == ["Opened", "CallbackReceived", "PaymentConfirmed"] for o in orders)
 
 
 def test_an_order_locked_elsewhere_is_deferred_and_the_rest_are_saved(
         store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
-    busy, free = ref(), ref()
+    busy, free = ref("U"), ref("U")
     elsewhere = lock.take_many({lock_key(APP_ID, busy)})
     decided = asyncio.run(rules(store, StoreIO(store, lock)).commit([pending(alipay, busy), pending(alipay, free)]))
     assert [p.item.notice.out_trade_no for p in decided.busy] == [busy]
     assert [p.item.notice.out_trade_no for p, _ in decided.answers] == [free]
-    assert kinds(store, busy) == []
+    assert stored_kinds(store, busy) == []
     lock.release_many(elsewhere)
 
 
 def test_an_order_locked_past_its_deadline_is_answered_lock_timeout(
         store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
-    order = ref()
+    order = ref("U")
     elsewhere = lock.take_many({lock_key(APP_ID, order)})
     decided = asyncio.run(rules(store, StoreIO(store, lock)).commit([pending(alipay, order, wait=0.0)]))
     assert decided.busy == [] and isinstance(decided.answers[0][1], LockTimeout)
@@ -94,7 +91,7 @@ def test_an_order_locked_past_its_deadline_is_answered_lock_timeout(
 
 def test_the_last_batchs_locks_are_kept_until_the_next_batch_or_release(
         store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
-    batch_rules, order = rules(store, StoreIO(store, lock)), ref()
+    batch_rules, order = rules(store, StoreIO(store, lock)), ref("U")
 
     async def commit_then_release() -> tuple[set[str], set[str]]:
         await batch_rules.commit([pending(alipay, order)])
@@ -110,7 +107,7 @@ def test_the_last_batchs_locks_are_kept_until_the_next_batch_or_release(
 
 def test_after_a_version_conflict_each_order_is_redone_alone_on_the_newer_state(
         store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
-    contested, bystander = ref(), ref()
+    contested, bystander = ref("U"), ref("U")
     other = verified(alipay, contested)
 
     class AnotherWriterFirst(PassThroughIO):
@@ -129,8 +126,8 @@ def test_after_a_version_conflict_each_order_is_redone_alone_on_the_newer_state(
     redone = answers[contested]
     assert isinstance(redone, Recorded) and redone.version == 4
     assert redone.duplicate is True  # decided again after the other delivery
-    assert Counter(kinds(store, contested)) == {"Opened": 1, "CallbackReceived": 2, "PaymentConfirmed": 1}
-    assert kinds(store, bystander) == ["Opened", "CallbackReceived", "PaymentConfirmed"]
+    assert Counter(stored_kinds(store, contested)) == {"Opened": 1, "CallbackReceived": 2, "PaymentConfirmed": 1}
+    assert stored_kinds(store, bystander) == ["Opened", "CallbackReceived", "PaymentConfirmed"]
 
 
 def test_a_commit_that_went_through_but_reported_a_conflict_is_answered_and_not_redone(
@@ -140,19 +137,19 @@ def test_a_commit_that_went_through_but_reported_a_conflict_is_answered_and_not_
             await self.inner.save(orders)
             raise IntegrityError("duplicate key value violates unique constraint (retried commit)")
 
-    orders = [ref(), ref()]
+    orders = [ref("U"), ref("U")]
     decided = asyncio.run(rules(store, CommittedThenConflict(StoreIO(store, lock))).commit(
         [pending(alipay, o) for o in orders]))
     assert all(isinstance(a, Recorded) and a.status == "PAID" for _, a in decided.answers)
-    assert all(kinds(store, o) == ["Opened", "CallbackReceived", "PaymentConfirmed"] for o in orders)
+    assert all(stored_kinds(store, o) == ["Opened", "CallbackReceived", "PaymentConfirmed"] for o in orders)
 
 
 def test_strict_mode_refuses_an_unregistered_order_and_records_nothing(
         store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
-    order = ref()
+    order = ref("U")
     decided = asyncio.run(rules(store, StoreIO(store, lock), strict=True).commit([pending(alipay, order)]))
     assert isinstance(decided.answers[0][1], UnknownOrder)
-    assert kinds(store, order) == []
+    assert stored_kinds(store, order) == []
 
 
 def test_a_caller_that_gives_up_fails_no_other_callback_of_its_batch(
@@ -167,7 +164,7 @@ def test_a_caller_that_gives_up_fails_no_other_callback_of_its_batch(
 
     intake = GroupCommit(lambda: PausedSave(StoreIO(store, lock)), store, require_known_orders=False,
                          wait_seconds=1.0, metrics=Metrics())
-    gone, staying = ref(), ref()
+    gone, staying = ref("U"), ref("U")
 
     async def scenario() -> Recorded:
         abandoned = asyncio.ensure_future(intake.record(verified(alipay, gone)))
@@ -180,4 +177,5 @@ def test_a_caller_that_gives_up_fails_no_other_callback_of_its_batch(
             await intake.stop()
 
     assert asyncio.run(scenario()).status == "PAID"
-    assert kinds(store, gone) == kinds(store, staying) == ["Opened", "CallbackReceived", "PaymentConfirmed"]
+    assert stored_kinds(store, gone) == stored_kinds(store, staying) == [
+        "Opened", "CallbackReceived", "PaymentConfirmed"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import re
 import shlex
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,18 +21,13 @@ from hypothesis import strategies as st
 from starlette.routing import compile_path
 
 from ledger.adapters.outbound.downstream import SignatureMismatch, sign, verify_signature
+from tests.support.markdown import FENCE, README, blocks
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PACKAGES = ("ledger", "api", "jobs", "projections")
 TOKEN_NAMES = {"MERCHANT_TOKEN", "OPERATOR_TOKEN", "FINANCE_TOKEN", "AUDITOR_TOKEN"}  # .sandbox/tokens.env
-FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<code>.*?)^```$", re.MULTILINE | re.DOTALL)
 SETTING = re.compile(r"LEDGER_[A-Z0-9_]+")
-
-
-def blocks(path: Path, lang: str) -> list[str]:
-    return [m["code"] for m in FENCE.finditer(path.read_text()) if m["lang"] == lang]
 
 
 def section(path: Path, title: str) -> str:
@@ -180,11 +174,6 @@ def test_the_tour_names_only_endpoints_that_exist_with_a_token_of_the_demo() -> 
         if path.startswith("/api/") and path != "/api/alipay/notify":
             [auth] = [w for w in words if w.startswith("Authorization:")]
             assert auth.split("$", 1)[1] in TOKEN_NAMES
-
-
-def test_the_readme_shell_blocks_are_valid_shell() -> None:
-    for code in blocks(README, "sh"):
-        subprocess.run(["bash", "-n"], input=code, text=True, check=True)
 
 
 def test_the_api_table_lists_exactly_the_routes() -> None:

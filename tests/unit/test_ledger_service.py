@@ -4,7 +4,6 @@ order registered twice differently is a conflict. Milliseconds each."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -20,6 +19,7 @@ from ledger.intake.io import StoreIO
 from ledger.intake.loop import GroupCommit
 from ledger.service.application import LedgerService, RecordCallback, RegisterOrder
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.refs import ref
 
 
 def make_service(alipay: SandboxAlipay, *, strict: bool = False, **env: str) -> LedgerService:
@@ -38,17 +38,13 @@ def service(alipay: SandboxAlipay) -> Iterator[LedgerService]:
     service.close()
 
 
-def ref() -> str:
-    return f"S{uuid.uuid4().hex[:12].upper()}"
-
-
 def cmd(body: bytes) -> RecordCallback:
     return RecordCallback(body=body, remote_addr="198.51.100.7")
 
 
 def test_a_sync_caller_records_a_callback_and_its_copy_is_a_duplicate(
         service: LedgerService, alipay: SandboxAlipay) -> None:
-    body = alipay.body(ref())
+    body = alipay.body(ref("S"))
     first, copy = service.record_callback(cmd(body)), service.record_callback(cmd(body))
     assert (first.status, first.duplicate, copy.duplicate, copy.version) == ("PAID", False, True, 4)
 
@@ -56,7 +52,7 @@ def test_a_sync_caller_records_a_callback_and_its_copy_is_a_duplicate(
 def test_strict_mode_refuses_an_unregistered_order_and_logs_it_until_it_is_registered(alipay: SandboxAlipay) -> None:
     service = make_service(alipay, strict=True)
     try:
-        order = ref()
+        order = ref("S")
         with pytest.raises(UnknownOrder):
             service.record_callback(cmd(alipay.body(order)))
         assert service.rejections.latest(1)[0]["reason"] == "unknown_order"
@@ -70,14 +66,14 @@ def test_a_notification_for_another_seller_is_rejected(alipay: SandboxAlipay) ->
     service = make_service(alipay, LEDGER_ALIPAY_SELLER_ID="2088000000000001")
     try:
         with pytest.raises(SellerMismatch):
-            service.record_callback(cmd(alipay.body(ref(), seller_id="2088000000000666")))
+            service.record_callback(cmd(alipay.body(ref("S"), seller_id="2088000000000666")))
         assert service.rejections.latest(1)[0]["reason"] == SellerMismatch.reason
     finally:
         service.close()
 
 
 def test_registering_an_order_again_alike_is_not_new_and_differently_is_a_conflict(service: LedgerService) -> None:
-    order = ref()
+    order = ref("S")
     assert service.register_order(RegisterOrder(APP_ID, order, Decimal("88.00"), "a book")).newly is True
     assert service.register_order(RegisterOrder(APP_ID, order, Decimal("88.00"), "a book")).newly is False
     with pytest.raises(OrderConflict):
@@ -86,8 +82,8 @@ def test_registering_an_order_again_alike_is_not_new_and_differently_is_a_confli
 
 def test_after_close_a_callback_is_answered_retry_later(alipay: SandboxAlipay) -> None:
     service = make_service(alipay)
-    service.record_callback(cmd(alipay.body(ref())))
+    service.record_callback(cmd(alipay.body(ref("S"))))
     service.close()
     with pytest.raises(RetryLater):
-        service.record_callback(cmd(alipay.body(ref())))
+        service.record_callback(cmd(alipay.body(ref("S"))))
     service.close()
