@@ -43,11 +43,15 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, refusal_thread
         if background:
             background.start()
         yield
-        await ledger.service.stop_loop()
-        if background:
-            background.stop()
-        if close_on_shutdown:
-            ledger.close()
+        try:
+            await ledger.service.stop_loop()
+        finally:  # whatever the serving loop's intake raised, the rest still stops
+            try:
+                if background:
+                    background.stop()
+            finally:
+                if close_on_shutdown:
+                    ledger.close()
 
     app = Starlette(
         routes=[

@@ -82,9 +82,10 @@ def serving_app(background: Any = None, settings: Settings | None = None) -> Any
     app = create_app(build(settings or Settings.from_env(os.environ)), background=background)
     tune_gc()
     # On the embedded default two threads share the GIL: the event loop (HTTP, signature checks) and the
-    # group commit's thread, the critical path. When a commit's round trip returns, it waits for the GIL
-    # until the loop lets go: up to the 5 ms default switch interval, several times per batch. 1 ms
-    # measured +13 % throughput and a lower p99 (alternating pairs, when PostgreSQL used that thread too).
+    # thread the group commit calls the sync store on (ledger.intake.io.StoreIO), the critical path. When a
+    # store call returns, it waits for the GIL until the loop lets go: up to the 5 ms default switch
+    # interval, several times per batch. 1 ms measured +13 % throughput and a lower p99 (alternating pairs,
+    # when the group commit ran on a thread of its own, PostgreSQL too).
     sys.setswitchinterval(0.001)
     return app
 

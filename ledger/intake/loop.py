@@ -50,7 +50,7 @@ class GroupCommit:
         batcher = self._loops.get(loop)
         if self._closed or (batcher is not None and batcher.stopping):
             raise StorageUnavailable("the ledger is shutting down")
-        if batcher is None or batcher.task.done():  # the first callback on this loop (or after `stop()`)
+        if batcher is None or batcher.finishing:  # the first callback on this loop (or after its task ended)
             batcher = self._loops[loop] = _Batcher(self, BatchRules(
                 self.make_io(), self.store, require_known_orders=self.require_known_orders,
                 wait_seconds=self.wait_seconds, metrics=self.metrics, max_copies=self.max_copies))
@@ -66,8 +66,8 @@ class GroupCommit:
     async def stop(self) -> None:
         """Commit what was queued on this loop, release its locks, close its connections; a later `record`
         starts again unless `close()` was called."""
-        batcher = self._loops.pop(asyncio.get_running_loop(), None)
-        if batcher is not None:
+        batcher = self._loops.get(asyncio.get_running_loop())
+        if batcher is not None:  # kept in the map while it stops: a `record` meanwhile is refused
             batcher.stopping = True
             batcher.wake.set()
             await batcher.task
@@ -88,14 +88,16 @@ class _Batcher:
         self.queue: collections.deque[Queued] = collections.deque()
         self.wake = asyncio.Event()
         self.stopping = False
-        self.task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+        self.finishing = False  # the task is winding down: what is queued now would never be taken
+        self.loop = asyncio.get_running_loop()
+        self.task = self.loop.create_task(self._run(), name="group-commit")
 
     async def _run(self) -> None:
         busy: list[Queued] = []  # their lock was held elsewhere; they join the next batch
         try:
             while True:
                 if not self.queue:
-                    await self.rules.release()  # nothing to hand the last batch's locks back with
+                    await self._release()  # nothing to hand the last batch's locks back with
                 if not self.queue:  # again: more may have come while the locks were released
                     if self.stopping and not busy:
                         break
@@ -110,12 +112,25 @@ class _Batcher:
                 if batch:
                     busy = await self._commit(batch)
         finally:
+            self.finishing = True
             _fail([*busy, *self.queue], StorageUnavailable("the ledger is shutting down"))
             self.queue.clear()
             try:
                 await self.rules.release()
             finally:
-                await self.rules.io.close()
+                try:
+                    await self.rules.io.close()
+                finally:  # the map holds no loop whose task has ended (nor the loop itself, through it)
+                    if self.owner._loops.get(self.loop) is self:
+                        del self.owner._loops[self.loop]
+
+    async def _release(self) -> None:
+        """The last batch's locks handed back; a lock that cannot be released expires by its TTL, and the
+        version check fences meanwhile, so a failure here stops no later batch."""
+        try:
+            await self.rules.release()
+        except Exception:
+            log.exception("could not release the last batch's locks (they expire by their TTL)")
 
     async def _commit(self, batch: list[Queued]) -> list[Queued]:
         """One batch through the rules; each caller answered. Returns the callbacks to take again."""

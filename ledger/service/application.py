@@ -8,6 +8,8 @@ we reload the order and decide again, a bounded number of times.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Mapping
@@ -233,26 +235,47 @@ class _LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._state = threading.Lock()
+        self._closed = False
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        with self._state:
+        with self._state:  # submitted under the lock: `close()` sees every call made before it
+            if self._closed:
+                coro.close()
+                raise StorageUnavailable("the ledger is shutting down")
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
                 self._thread = threading.Thread(target=self._loop.run_forever, name="ledger-service-loop",
                                                 daemon=True)
                 self._thread.start()
-            loop = self._loop
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:  # `close()` cancelled what `last()` did not finish
+            raise StorageUnavailable("the ledger is shutting down") from None
 
     def close(self, last: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run `last()` on the loop, if it ever started, then stop it."""
+        """Run `last()` on the loop, if it ever started; cancel whatever it left (so no caller waits for
+        ever), then stop the loop. A later `run()` is refused."""
         with self._state:
+            self._closed = True
             loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
         if loop is None or thread is None:
             return
         try:
             asyncio.run_coroutine_threadsafe(last(), loop).result(30)
+        except Exception:  # shutting down: say so, and go on stopping
+            log.exception("could not commit what sync callers had queued")
         finally:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(_cancel_the_rest(), loop).result(10)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
-            loop.close()
+            if not thread.is_alive():
+                loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

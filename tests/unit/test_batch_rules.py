@@ -5,8 +5,10 @@ commit reported a conflict, refused in strict mode, or when a caller gives up. M
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,10 +18,10 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from ledger.adapters.eventstore.store import LedgerStore, persistence_env
-from ledger.adapters.locks.holds import lock_key
+from ledger.adapters.locks.holds import ManyHold, lock_key
 from ledger.adapters.locks.local import LocalOrderLock
 from ledger.adapters.metrics import Metrics
-from ledger.domain.errors import LockTimeout, UnknownOrder
+from ledger.domain.errors import LockTimeout, StorageUnavailable, UnknownOrder
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order
 from ledger.intake.io import StoreIO
@@ -154,12 +156,12 @@ def test_strict_mode_refuses_an_unregistered_order_and_records_nothing(
 
 def test_a_caller_that_gives_up_fails_no_other_callback_of_its_batch(
         store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
-    started = asyncio.Event()
+    started, proceed = asyncio.Event(), asyncio.Event()
 
     class PausedSave(PassThroughIO):
         async def save(self, orders: list[Order]) -> int:
             started.set()
-            await asyncio.sleep(0.01)  # the two callers' requests are both queued (and one cancelled) by now
+            await proceed.wait()  # until one of the two callers has given up
             return await self.inner.save(orders)
 
     intake = GroupCommit(lambda: PausedSave(StoreIO(store, lock)), store, require_known_orders=False,
@@ -171,6 +173,7 @@ def test_a_caller_that_gives_up_fails_no_other_callback_of_its_batch(
         waiting = asyncio.ensure_future(intake.record(verified(alipay, staying)))
         await started.wait()
         abandoned.cancel()
+        proceed.set()
         try:
             return await waiting
         finally:
@@ -179,3 +182,76 @@ def test_a_caller_that_gives_up_fails_no_other_callback_of_its_batch(
     assert asyncio.run(scenario()).status == "PAID"
     assert stored_kinds(store, gone) == stored_kinds(store, staying) == [
         "Opened", "CallbackReceived", "PaymentConfirmed"]
+
+
+def test_a_callback_that_comes_while_the_intake_stops_is_refused_and_what_came_before_is_committed(
+        store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
+    saving, proceed = asyncio.Event(), asyncio.Event()
+
+    class PausedSave(PassThroughIO):
+        async def save(self, orders: list[Order]) -> int:
+            saving.set()
+            await proceed.wait()
+            return await self.inner.save(orders)
+
+    intake = GroupCommit(lambda: PausedSave(StoreIO(store, lock)), store, require_known_orders=False,
+                         wait_seconds=1.0, metrics=Metrics())
+    first, late = ref("U"), ref("U")
+
+    async def scenario() -> Recorded:
+        recorded = asyncio.ensure_future(intake.record(verified(alipay, first)))
+        await saving.wait()
+        stopping = asyncio.ensure_future(intake.stop())
+        await asyncio.sleep(0)  # one turn of the loop: stop() has begun
+        with pytest.raises(StorageUnavailable):
+            await intake.record(verified(alipay, late))
+        proceed.set()
+        await stopping
+        assert intake.batcher() is None
+        return await recorded
+
+    assert asyncio.run(scenario()).status == "PAID"
+    assert stored_kinds(store, first) == ["Opened", "CallbackReceived", "PaymentConfirmed"]
+    assert stored_kinds(store, late) == []
+
+
+def test_the_intake_lets_go_of_a_loop_that_has_ended(
+        store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
+    intake = GroupCommit(lambda: StoreIO(store, lock), store, require_known_orders=False, wait_seconds=1.0,
+                         metrics=Metrics())
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def scenario() -> Recorded:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        return await intake.record(verified(alipay, ref("U")))  # no stop(): the loop just ends
+
+    for _ in range(3):
+        assert asyncio.run(scenario()).status == "PAID"
+    gc.collect()
+    assert [loop() for loop in loops] == [None, None, None]
+
+
+def test_a_lock_release_that_fails_stops_no_later_batch(
+        store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
+    failures = [ConnectionError("READONLY You can't write against a read only replica")]
+
+    class FailingRelease(PassThroughIO):
+        async def swap_locks(self, keys: set[str], release: ManyHold | None) -> ManyHold:
+            if not keys and failures:  # handing the last batch's locks back, with nothing to take
+                raise failures.pop()
+            return await self.inner.swap_locks(keys, release)
+
+    intake = GroupCommit(lambda: FailingRelease(StoreIO(store, lock)), store, require_known_orders=False,
+                         wait_seconds=1.0, metrics=Metrics())
+
+    async def scenario() -> list[str]:
+        answers = [(await intake.record(verified(alipay, ref("U")))).status]
+        batcher = intake.batcher()
+        await asyncio.sleep(0)  # the batcher's turn: it hands the locks back, and that fails
+        answers.append((await intake.record(verified(alipay, ref("U")))).status)
+        assert intake.batcher() is batcher  # the same task goes on
+        await intake.stop()
+        return answers
+
+    assert asyncio.run(scenario()) == ["PAID", "PAID"]
+    assert failures == []
