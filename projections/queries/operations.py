@@ -9,12 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.domain import outbox
+from projections.operations import NO_ROBOTS, WAITING
 from projections.tables import alerts, deliveries
 
 # What an operator must settle: a delivery the retries gave up on (ledger.domain.order decides when).
 MANUAL_QUEUE = outbox.ABANDONED
-_UNSENT = (sa.select(sa.func.count()).select_from(alerts)
-           .where(alerts.c.sent_to == "", alerts.c.status != "no_robots"))
+_UNSENT = sa.select(sa.func.count()).select_from(alerts).where(alerts.c.status == WAITING)
 
 
 def manual_queue(engine: sa.Engine) -> list[dict[str, Any]]:
@@ -55,7 +55,7 @@ def alert_counts(engine: sa.Engine) -> dict[str, Any]:
         by_status = sa.select(alerts.c.status, sa.func.count()).group_by(alerts.c.status)
         status: dict[str, int] = {str(name): int(n) for name, n in conn.execute(by_status)}
     return {"by_kind": {kind: {"count": n, "last_raised_at": last} for kind, n, last in rows},
-            "waiting_to_be_sent": status.get("waiting", 0), "no_robots": status.get("no_robots", 0)}
+            "waiting_to_be_sent": status.get(WAITING, 0), "no_robots": status.get(NO_ROBOTS, 0)}
 
 
 def alerts_not_sent_to(engine: sa.Engine, robot: str, *, limit: int) -> list[str]:

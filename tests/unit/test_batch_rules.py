@@ -54,6 +54,19 @@ def pending(alipay: SandboxAlipay, order: str, *, wait: float = 1.0, params: dic
     return Pending(verified(alipay, order, params), time.monotonic() + wait)
 
 
+class PausedSave(PassThroughIO):
+    """Sets `saving` when a batch is about to be saved, and saves it once `proceed` is set."""
+
+    def __init__(self, inner: StoreIO, saving: asyncio.Event, proceed: asyncio.Event) -> None:
+        super().__init__(inner)
+        self.saving, self.proceed = saving, proceed
+
+    async def save(self, orders: list[Order]) -> int:
+        self.saving.set()
+        await self.proceed.wait()
+        return await self.inner.save(orders)
+
+
 def rules(store: LedgerStore, io: Any, *, strict: bool = False) -> BatchRules:
     return BatchRules(io, store, require_known_orders=strict, wait_seconds=1.0, metrics=Metrics())
 
@@ -156,16 +169,9 @@ def test_strict_mode_refuses_an_unregistered_order_and_records_nothing(
 
 def test_a_caller_that_gives_up_fails_no_other_callback_of_its_batch(
         store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
-    started, proceed = asyncio.Event(), asyncio.Event()
-
-    class PausedSave(PassThroughIO):
-        async def save(self, orders: list[Order]) -> int:
-            started.set()
-            await proceed.wait()  # until one of the two callers has given up
-            return await self.inner.save(orders)
-
-    intake = GroupCommit(lambda: PausedSave(StoreIO(store, lock)), store, require_known_orders=False,
-                         wait_seconds=1.0, metrics=Metrics())
+    started, proceed = asyncio.Event(), asyncio.Event()  # proceed: once one of the two callers has given up
+    intake = GroupCommit(lambda: PausedSave(StoreIO(store, lock), started, proceed), store,
+                         require_known_orders=False, wait_seconds=1.0, metrics=Metrics())
     gone, staying = ref("U"), ref("U")
 
     async def scenario() -> Recorded:
@@ -187,15 +193,8 @@ def test_a_caller_that_gives_up_fails_no_other_callback_of_its_batch(
 def test_a_callback_that_comes_while_the_intake_stops_is_refused_and_what_came_before_is_committed(
         store: LedgerStore, lock: LocalOrderLock, alipay: SandboxAlipay) -> None:
     saving, proceed = asyncio.Event(), asyncio.Event()
-
-    class PausedSave(PassThroughIO):
-        async def save(self, orders: list[Order]) -> int:
-            saving.set()
-            await proceed.wait()
-            return await self.inner.save(orders)
-
-    intake = GroupCommit(lambda: PausedSave(StoreIO(store, lock)), store, require_known_orders=False,
-                         wait_seconds=1.0, metrics=Metrics())
+    intake = GroupCommit(lambda: PausedSave(StoreIO(store, lock), saving, proceed), store,
+                         require_known_orders=False, wait_seconds=1.0, metrics=Metrics())
     first, late = ref("U"), ref("U")
 
     async def scenario() -> Recorded:
