@@ -10,14 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from starlette.config import Config
 from starlette.datastructures import Secret
 
 from ledger.adapters.eventstore.store import persistence_env
-from ledger.alipay.keys import load_public_key
+from ledger.alipay.keyring import KeyRing, load_key_ring
+from ledger.alipay.keys import load_app_private_key
 from ledger.domain.errors import LedgerError
 
+DEFAULT_GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
+SANDBOX_GATEWAY_URL = "https://openapi-sandbox.dl.alipaydev.com/gateway.do"
+# Seconds after an order's registration at which the ledger asks Alipay about it while no notification has
+# come: Alipay's own notification retry schedule (4m, 10m, 10m, 1h, 2h, 6h, 15h).
+DEFAULT_QUERY_SCHEDULE = (240.0, 600.0, 600.0, 3600.0, 7200.0, 21600.0, 54000.0)
 ROLES = frozenset({"merchant", "auditor", "finance", "operator"})
 MIN_TOKEN_LENGTH = 16
 
@@ -31,8 +37,16 @@ class SettingsError(LedgerError):
 @dataclass(frozen=True)
 class AlipayApp:
     app_id: str
-    public_key: RSAPublicKey = field(repr=False)
+    keys: KeyRing = field(repr=False)  # Alipay's public keys or certificates: any of them may sign
     seller_id: str | None = None
+    # The app's own private key: signs requests to the gateway (trade queries); None: the app makes none.
+    private_key: RSAPrivateKey | None = field(default=None, repr=False)
+    app_auth_token: Secret | None = None  # a service provider (ISV) acting for a merchant
+    name: str = ""  # the LEDGER_ALIPAY_<NAME>_ of its settings; empty for the default app
+
+    @property
+    def settings_prefix(self) -> str:
+        return f"LEDGER_ALIPAY_{self.name}_" if self.name else "LEDGER_ALIPAY_"
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,10 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     log_format: str = "text"
     access_log: bool = False
+    gateway_url: str = DEFAULT_GATEWAY_URL
+    gateway_timeout_seconds: float = 10.0
+    query_schedule: tuple[float, ...] = DEFAULT_QUERY_SCHEDULE
+    public_notify_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -118,6 +136,7 @@ class Settings:
             **_jobs(read, problems),
             **_serving(read, problems),
             **_logging(read, problems),
+            **_gateway(read, problems),
         )
         if problems:
             raise SettingsError("invalid configuration:\n  - " + "\n  - ".join(problems))
@@ -210,6 +229,43 @@ def _logging(read: Any, problems: list[str]) -> dict[str, Any]:
     return {"log_format": log_format, "access_log": bool(read("ACCESS_LOG", _flag, False))}
 
 
+def _gateway(read: Any, problems: list[str]) -> dict[str, Any]:
+    """Asking Alipay (trade queries): the gateway, its deadline, the query schedule, the notify URL to check."""
+    url = str(read("ALIPAY_GATEWAY_URL", default=DEFAULT_GATEWAY_URL)).strip()
+    if not re.match(r"^https?://[^/?#]+", url):
+        problems.append("LEDGER_ALIPAY_GATEWAY_URL must be an http:// or https:// URL")
+    notify_url = str(read("PUBLIC_NOTIFY_URL", default="")).strip() or None
+    if notify_url and not re.match(r"^https?://[^/?#]+", notify_url):
+        problems.append("LEDGER_PUBLIC_NOTIFY_URL must be an http:// or https:// URL")
+    values = {"gateway_url": url, "gateway_timeout_seconds": read("GATEWAY_TIMEOUT_SECONDS", float, 10.0),
+              "query_schedule": _schedule(str(read("QUERY_SCHEDULE", default="")), problems),
+              "public_notify_url": notify_url}
+    _positive(values["gateway_timeout_seconds"], "GATEWAY_TIMEOUT_SECONDS", problems)
+    return values
+
+
+_DELAY = re.compile(r"^(\d+(?:\.\d+)?)([smh])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def _schedule(text: str, problems: list[str]) -> tuple[float, ...]:
+    """LEDGER_QUERY_SCHEDULE: delays between queries, the first after registration (`4m,10m,1h`: units s, m,
+    h); `off` for none; empty for Alipay's own retry schedule."""
+    text = text.strip().lower()
+    if not text:
+        return DEFAULT_QUERY_SCHEDULE
+    if text == "off":
+        return ()
+    delays = []
+    for item in (part.strip() for part in text.split(",")):
+        match = _DELAY.match(item)
+        if not match or float(match.group(1)) <= 0:
+            problems.append(f"LEDGER_QUERY_SCHEDULE: {item!r} is not a delay like 30s, 4m or 1h (or `off`)")
+            return DEFAULT_QUERY_SCHEDULE
+        delays.append(float(match.group(1)) * _UNITS[match.group(2)])
+    return tuple(delays)
+
+
 def _trusted_proxies(text: str, problems: list[str]) -> tuple[str, ...]:
     """The proxies whose X-Forwarded-For names the client, as networks (an IP is a /32 or /128); none by
     default, so that header is ignored."""
@@ -267,8 +323,9 @@ def _apps(environ: Mapping[str, str], problems: list[str]) -> dict[str, AlipayAp
     """The default app (LEDGER_ALIPAY_*), plus one per name in LEDGER_ALIPAY_APPS (LEDGER_ALIPAY_<NAME>_*)."""
     apps: dict[str, AlipayApp] = {}
     names = [n.strip().upper() for n in environ.get("LEDGER_ALIPAY_APPS", "").split(",") if n.strip()]
-    for prefix in ["LEDGER_ALIPAY_", *(f"LEDGER_ALIPAY_{name}_" for name in names)]:
-        app = _app(environ, prefix, problems, required=prefix != "LEDGER_ALIPAY_")
+    for name in ["", *names]:
+        prefix = f"LEDGER_ALIPAY_{name}_" if name else "LEDGER_ALIPAY_"
+        app = _app(environ, prefix, problems, required=bool(name), name=name)
         if app and app.app_id in apps:
             problems.append(f"{prefix}APP_ID {app.app_id} is configured twice")
         elif app:
@@ -276,7 +333,8 @@ def _apps(environ: Mapping[str, str], problems: list[str]) -> dict[str, AlipayAp
     return apps
 
 
-def _app(environ: Mapping[str, str], prefix: str, problems: list[str], *, required: bool) -> AlipayApp | None:
+def _app(environ: Mapping[str, str], prefix: str, problems: list[str], *, required: bool,
+         name: str = "") -> AlipayApp | None:
     app_id = environ.get(prefix + "APP_ID", "").strip()
     key_text, key_file = environ.get(prefix + "PUBLIC_KEY", ""), environ.get(prefix + "PUBLIC_KEY_FILE", "")
     if not app_id:
@@ -296,9 +354,32 @@ def _app(environ: Mapping[str, str], prefix: str, problems: list[str], *, requir
         problems.append(f"{prefix}PUBLIC_KEY or {prefix}PUBLIC_KEY_FILE is required for app {app_id}")
         return None
     try:
-        public_key = load_public_key(key_text)
+        keys = load_key_ring(key_text)
     except ValueError as exc:
         problems.append(f"{prefix}PUBLIC_KEY of app {app_id}: {exc}")
         return None
-    return AlipayApp(app_id=app_id, public_key=public_key,
-                     seller_id=environ.get(prefix + "SELLER_ID", "").strip() or None)
+    token = environ.get(prefix + "APP_AUTH_TOKEN", "").strip()
+    return AlipayApp(app_id=app_id, keys=keys, seller_id=environ.get(prefix + "SELLER_ID", "").strip() or None,
+                     private_key=_private_key(environ, prefix, app_id, problems),
+                     app_auth_token=Secret(token) if token else None, name=name)
+
+
+def _private_key(environ: Mapping[str, str], prefix: str, app_id: str, problems: list[str]) -> RSAPrivateKey | None:
+    """LEDGER_ALIPAY_[<NAME>_]APP_PRIVATE_KEY or ..._FILE: optional; without it the app asks the gateway nothing."""
+    text, path = environ.get(prefix + "APP_PRIVATE_KEY", ""), environ.get(prefix + "APP_PRIVATE_KEY_FILE", "")
+    if text and path:
+        problems.append(f"set {prefix}APP_PRIVATE_KEY or {prefix}APP_PRIVATE_KEY_FILE, not both")
+        return None
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            problems.append(f"{prefix}APP_PRIVATE_KEY_FILE cannot be read: {exc.strerror}: {path}")
+            return None
+    if not text:
+        return None
+    try:
+        return load_app_private_key(text)
+    except ValueError as exc:  # never the key itself in the message
+        problems.append(f"{prefix}APP_PRIVATE_KEY of app {app_id}: {exc}")
+        return None

@@ -9,7 +9,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 _PRIVATE = "this is a private key; configure Alipay's public key"
 # Matched after all whitespace is gone, so "BEGIN RSA PUBLIC KEY" reads "BEGINRSAPUBLICKEY".
@@ -18,6 +18,11 @@ _PEM = re.compile(r"-----BEGIN([A-Z0-9]+)-----(.*?)-----END\1-----")
 
 def load_public_key(text: str) -> RSAPublicKey:
     """Alipay's public key from `text`; ValueError with the reason when it is not an RSA public key."""
+    return load_key(text)[0]
+
+
+def load_key(text: str) -> tuple[RSAPublicKey, x509.Certificate | None]:
+    """Alipay's public key from one key or certificate in `text`, and the certificate if it was one."""
     if not isinstance(text, str):
         raise ValueError("the key must be given as text")
     # Keys kept in env files or JSON often carry literal "\n" escapes; a backslash is never part of a key.
@@ -33,10 +38,10 @@ def load_public_key(text: str) -> RSAPublicKey:
         label, body = "", compact
     if "PRIVATE" in label:
         raise ValueError(_PRIVATE)
-    key = _load_der(_b64decode(body))
+    key, certificate = _load_der(_b64decode(body))
     if not isinstance(key, RSAPublicKey):
         raise ValueError("this is not an RSA key; Alipay signs with RSA")
-    return key
+    return key, certificate
 
 
 def _b64decode(body: str) -> bytes:
@@ -46,15 +51,20 @@ def _b64decode(body: str) -> bytes:
         raise ValueError("the key is not valid base64") from None
 
 
-def _certificate_key(der: bytes) -> Any:
-    return x509.load_der_x509_certificate(der).public_key()
+def _certificate_key(der: bytes) -> tuple[Any, x509.Certificate | None]:
+    certificate = x509.load_der_x509_certificate(der)
+    return certificate.public_key(), certificate
+
+
+def _bare_key(der: bytes) -> tuple[Any, x509.Certificate | None]:
+    return serialization.load_der_public_key(der), None
 
 
 # SubjectPublicKeyInfo first (the console's form); cryptography falls back to bare PKCS#1 by itself.
-_LOADERS: tuple[Callable[[bytes], Any], ...] = (serialization.load_der_public_key, _certificate_key)
+_LOADERS: tuple[Callable[[bytes], tuple[Any, x509.Certificate | None]], ...] = (_bare_key, _certificate_key)
 
 
-def _load_der(der: bytes) -> Any:
+def _load_der(der: bytes) -> tuple[Any, x509.Certificate | None]:
     for loader in _LOADERS:
         try:
             return loader(der)
@@ -74,3 +84,36 @@ def _is_private_key(der: bytes) -> bool:
     except (ValueError, UnsupportedAlgorithm):
         return False
     return True
+
+
+def load_app_private_key(text: str) -> RSAPrivateKey:
+    """The app's own private key (it signs requests to the gateway): PKCS#1 or PKCS#8, PEM or the key tool's
+    one-line base64; ValueError with the reason otherwise."""
+    if not isinstance(text, str):
+        raise ValueError("the key must be given as text")
+    compact = "".join(text.replace("\\n", "\n").replace("\\r", "\r").split())
+    if not compact:
+        raise ValueError("the key is empty")
+    match = _PEM.search(compact)
+    if match:
+        label, body = match.groups()
+    elif "-----" in compact:
+        raise ValueError("the key's PEM armour is incomplete or its BEGIN and END lines differ")
+    else:
+        label, body = "", compact
+    if "PUBLIC" in label or "CERTIFICATE" in label:
+        raise ValueError("this is a public key or certificate; configure the app's private key")
+    der = _b64decode(body)
+    try:
+        key = serialization.load_der_private_key(der, password=None)
+    except TypeError:
+        raise ValueError("the private key is encrypted; give it without a password") from None
+    except (ValueError, UnsupportedAlgorithm):
+        try:
+            _load_der(der)
+        except ValueError:
+            raise ValueError("not a private key in PKCS#1 or PKCS#8, PEM or base64 DER form") from None
+        raise ValueError("this is a public key; configure the app's private key") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise ValueError("this is not an RSA key; requests are signed RSA2")
+    return key

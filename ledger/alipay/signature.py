@@ -5,12 +5,11 @@ import contextlib
 import itertools
 from collections.abc import Mapping
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from ledger.alipay.form import codec_for
+from ledger.alipay.keyring import AlipayKey, KeyRing
 from ledger.domain.errors import SignatureInvalid
 
 DEFAULT_SIGN_TYPE = "RSA2"
@@ -30,31 +29,51 @@ def signed_string(params: dict[str, str], *, keep_sign_type: bool = False) -> st
     return "&".join(f"{key}={params[key]}" for key in sorted(params) if key not in excluded and params[key])
 
 
-def verify(params: dict[str, str], public_key: RSAPublicKey) -> None:
-    """Return if Alipay's `public_key` signed `params`; raise SignatureInvalid otherwise."""
-    if not isinstance(public_key, RSAPublicKey):
-        raise SignatureInvalid("the configured Alipay key is not an RSA public key")
+def verify(params: dict[str, str], keys: KeyRing | RSAPublicKey) -> AlipayKey:
+    """The key of the app's Alipay key ring that signed `params`; raise SignatureInvalid if none did.
+
+    In certificate mode a notification's `alipay_cert_sn` names the certificate to try first."""
+    ring = _ring(keys)
     v1 = signed_string(params)  # first: it also checks that params is a mapping of single strings
     sign_type = params.get("sign_type") or DEFAULT_SIGN_TYPE
     if sign_type not in HASHES:
         raise SignatureInvalid(f"unsupported sign_type {sign_type!r}")
-    signature = _decode_sign(params.get("sign"))
+    signature = decode_sign(params.get("sign"))
     codec = codec_for(params.get("charset"))
     if codec is None:
         raise SignatureInvalid(f"unsupported charset {params.get('charset')!r}")
     v2 = (signed_string(params, keep_sign_type=True) for _ in range(1) if "sign_type" in params)
     for text in itertools.chain([v1], v2):  # V2 is built only if V1 fails
         try:
-            public_key.verify(signature, text.encode(codec), PKCS1v15(), HASHES[sign_type]())
-            return
+            data = text.encode(codec)
         except UnicodeEncodeError:
             raise SignatureInvalid(f"parameters cannot be encoded in {params.get('charset')}") from None
-        except (InvalidSignature, ValueError):
-            continue
+        key = ring.verifying(data, signature, HASHES[sign_type](), cert_sn=params.get("alipay_cert_sn"))
+        if key is not None:
+            return key
     raise SignatureInvalid("signature does not verify with the app's Alipay public key")
 
 
-def _decode_sign(sign: str | None) -> bytes:
+def verify_text(data: bytes, sign: str | None, sign_type: str, keys: KeyRing | RSAPublicKey, *,
+                cert_sn: str | None = None) -> AlipayKey:
+    """The key that signed `data` (a gateway answer's exact text), or SignatureInvalid."""
+    if sign_type not in HASHES:
+        raise SignatureInvalid(f"unsupported sign_type {sign_type!r}")
+    key = _ring(keys).verifying(data, decode_sign(sign), HASHES[sign_type](), cert_sn=cert_sn)
+    if key is None:
+        raise SignatureInvalid("signature does not verify with the app's Alipay public key")
+    return key
+
+
+def _ring(keys: KeyRing | RSAPublicKey) -> KeyRing:
+    if isinstance(keys, KeyRing):
+        return keys
+    if not isinstance(keys, RSAPublicKey):
+        raise SignatureInvalid("the configured Alipay key is not an RSA public key")
+    return KeyRing.of(keys)
+
+
+def decode_sign(sign: str | None) -> bytes:
     """The signature's bytes: base64, less the whitespace that the Alipay SDKs skip; nothing else is let by."""
     if not sign:
         raise SignatureInvalid("sign is missing")

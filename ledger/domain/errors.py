@@ -109,3 +109,17 @@ class TooManyConflicts(RetryLater):
     """The order's stream kept moving under us; the bounded reload-and-decide loop gave up."""
 
     reason = "version_conflicts"
+
+
+class GatewayError(LedgerError):
+    """Alipay's gateway gave no answer the ledger may believe: none in time, an HTTP error, an answer too large,
+    not JSON, unsigned or badly signed, or a refusal of the request itself (a missing or invalid signature or
+    app: a configuration error). `retryable`: asking again later may work (a timeout, a 5xx, `20000`);
+    `text` is the answer as received, if there was one, kept as evidence and never applied."""
+
+    reason = "gateway_error"
+
+    def __init__(self, message: str, *, reason: str, retryable: bool, text: str = "",
+                 code: str = "", sub_code: str = "") -> None:
+        super().__init__(message, reason=reason)
+        self.retryable, self.text, self.code, self.sub_code = retryable, text, code, sub_code

@@ -83,15 +83,16 @@ class Order(Aggregate):
             self._mismatch(notified=self.payment["total_amount"], expected=total_amount, notify_id="")
 
     def receive(self, notice: TradeNotice, params: dict[str, str], *, delivery_id: str,
-                received_at: datetime, remote_addr: str, max_copies: int = DEFAULT_MAX_COPIES) -> bool:
+                received_at: datetime, remote_addr: str, max_copies: int = DEFAULT_MAX_COPIES, key: str = "") -> bool:
         """Record one verified delivery, then apply whatever new facts it carries; False when the delivery
         was a copy beyond `max_copies` of its notify_id, which is not recorded (its facts are in already:
-        they came with the first copy, and a notify_id's signed content never changes)."""
+        they came with the first copy, and a notify_id's signed content never changes). `key` is the
+        fingerprint of the Alipay key that verified it, recorded with it for the auditor."""
         if self.deliveries.get(notice.notify_id, 0) >= max_copies:
             return False
         self._receive(params=dict(params), notify_id=notice.notify_id, delivery_id=delivery_id,
                       received_at=received_at, remote_addr=remote_addr,
-                      duplicate=notice.notify_id in self.deliveries)
+                      duplicate=notice.notify_id in self.deliveries, key=key)
         self._apply(notice)
         return True
 
@@ -208,7 +209,7 @@ class Order(Aggregate):
 
     @event("CallbackReceived")
     def _receive(self, params: dict[str, str], notify_id: str, delivery_id: str, received_at: datetime,
-                 remote_addr: str, duplicate: bool) -> None:
+                 remote_addr: str, duplicate: bool, key: str = "") -> None:
         self.deliveries[notify_id] = self.deliveries.get(notify_id, 0) + 1
 
     @event("AmountMismatch")

@@ -202,7 +202,7 @@ class BatchRules:
                 item = pending.item
                 if not order.receive(item.notice, item.params, delivery_id=item.delivery_id,
                                      received_at=item.received_at, remote_addr=item.remote_addr,
-                                     max_copies=self.max_copies):
+                                     max_copies=self.max_copies, key=item.key):
                     self.metrics.copies_not_recorded.inc()
                 steps.append(Step(order.version, order.status.value, order.deliveries[item.notice.notify_id] > 1))
         except Exception as exc:  # a bug in one order must not fail the batch

@@ -108,10 +108,10 @@ class LedgerService:
     def verify(self, cmd: RecordCallback) -> Verified:
         """Signature and merchant checks, CPU only: raises Rejected (then pass it to `refuse`)."""
         received_at = self.clock()
-        notice, params = self._checked(cmd.body)
-        return Verified(notice, params, received_at, cmd.remote_addr, uuid4().hex)
+        notice, params, key = self._checked(cmd.body)
+        return Verified(notice, params, received_at, cmd.remote_addr, uuid4().hex, key)
 
-    def _check(self, body: bytes) -> tuple[TradeNotice, dict[str, str]]:
+    def _check(self, body: bytes) -> tuple[TradeNotice, dict[str, str], str]:
         """The parsed notification (its params are shared by every copy: never change them).
 
         What is recorded is the canonical form: parameters with an empty value are dropped. They lie outside
@@ -121,12 +121,12 @@ class LedgerService:
         app = self.apps.get(params.get("app_id", ""))
         if app is None:
             raise UnknownApp(f"no Alipay key is configured for app_id {params.get('app_id')!r}"[:300])
-        verify(params, app.public_key)
+        key = verify(params, app.keys).fingerprint
         if app.seller_id and params.get("seller_id") != app.seller_id:
             raise SellerMismatch(f"seller_id {params.get('seller_id')!r} is not this merchant's seller"[:300])
         params = {key: value for key, value in params.items() if value}
         try:
-            return TradeNotice.from_params(params), params
+            return TradeNotice.from_params(params), params, key
         except InvalidRequest as exc:  # Alipay's, but nothing the ledger can book
             raise Unbookable(f"{exc.reason}: {exc}", params) from exc
 

@@ -50,7 +50,7 @@ def recorded_callbacks_that_fail(store: LedgerStore, apps: Mapping[str, AlipayAp
                 yield Finding(**{**found.__dict__, "problem": "no Alipay key configured for this app_id"})
                 continue
             try:
-                verify(params, app.public_key)
+                verify(params, app.keys)
             except SignatureInvalid as exc:
                 yield Finding(**{**found.__dict__, "problem": str(exc)})
         start = batch[-1].id

@@ -7,11 +7,11 @@ are chosen by the composition root and handed in; the service imports neither im
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from ledger.adapters.locks.holds import AsyncOrderLock, LockHold, ManyHold
@@ -27,6 +27,7 @@ class Verified:
     received_at: datetime
     remote_addr: str
     delivery_id: str
+    key: str = ""  # the fingerprint of the Alipay key that verified it (ledger.alipay.keyring)
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,41 @@ class OrderLock(Protocol):
     def check(self) -> dict[str, object]:
         """Ask the backend now (one round trip), then report `status()`."""
         ...
+
+
+SUCCESS_CODE = "10000"
+
+
+@dataclass(frozen=True)
+class GatewayAnswer:
+    """An answer of Alipay's gateway whose signature verified with the app's Alipay key ring.
+
+    `text` is the whole response body exactly as received (decoded from the request's charset): the evidence,
+    re-verifiable by ledger.alipay.response.verify_answer. `fields` is the response object it signs."""
+
+    app_id: str
+    method: str
+    text: str
+    key: str  # the fingerprint of the Alipay key that verified it
+    fields: Mapping[str, Any]
+
+    @property
+    def code(self) -> str:
+        return str(self.fields.get("code", ""))
+
+    @property
+    def sub_code(self) -> str:
+        return str(self.fields.get("sub_code", ""))
+
+    @property
+    def ok(self) -> bool:
+        return self.code == SUCCESS_CODE
+
+
+class Gateway(Protocol):
+    """Alipay's open-platform gateway (ledger.adapters.gateway): one signed request, one verified answer.
+
+    A business failure (`40004` with its `sub_code`, such as ACQ.TRADE_NOT_EXIST) is a verified answer; no
+    answer to believe raises GatewayError (ledger.domain.errors)."""
+
+    def call(self, app_id: str, method: str, biz_content: Mapping[str, Any]) -> GatewayAnswer: ...

@@ -47,7 +47,7 @@ class IntakeContract:
         record(ledger, alipay_body(params))
         stored = next(e for e in ledger.service.history(APP_ID, order) if type(e).__name__ == "CallbackReceived")
         assert stored.params == params
-        key = Settings.from_env(alipay.env()).apps[APP_ID].public_key
+        key = Settings.from_env(alipay.env()).apps[APP_ID].keys
         verify(stored.params, key)  # an auditor years later, with Alipay's key
 
     def test_same_notification_twice_confirms_once_and_records_both_deliveries(

@@ -163,8 +163,8 @@ def test_public_key_is_read_from_the_file_named(app_env: dict[str, str], tmp_pat
     key_file = tmp_path / "alipay_public.txt"
     key_file.write_text(app_env["LEDGER_ALIPAY_PUBLIC_KEY"] + "\n")
     settings = Settings.from_env({"LEDGER_ALIPAY_APP_ID": APP_ID, "LEDGER_ALIPAY_PUBLIC_KEY_FILE": str(key_file)})
-    expected = Settings.from_env(app_env).apps[APP_ID].public_key.public_numbers()
-    assert settings.apps[APP_ID].public_key.public_numbers() == expected
+    expected = Settings.from_env(app_env).apps[APP_ID].keys.fingerprints
+    assert settings.apps[APP_ID].keys.fingerprints == expected
 
 
 def test_public_key_file_that_cannot_be_read_is_an_error_naming_the_variable(tmp_path: Path) -> None:
