@@ -177,9 +177,9 @@ def test_a_copy_identical_byte_for_byte_is_verified_once_and_recorded_as_its_own
     checks: list[dict[str, str]] = []
     real_verify = application.verify
 
-    def counting_verify(params: dict[str, str], public_key: object) -> None:
+    def counting_verify(params: dict[str, str], public_key: object) -> object:
         checks.append(params)
-        real_verify(params, public_key)  # type: ignore[arg-type]
+        return real_verify(params, public_key)  # type: ignore[arg-type]
 
     monkeypatch.setattr(application, "verify", counting_verify)
     led = make_ledger(sqlite_url)
