@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import health, notify, operations, orders, parking, quarantine, reports
+from api import health, notify, operations, orders, parking, quarantine, reports, trade_queries
 from api.deadlines import QuietTimeouts
 from api.errors import error_body
 from api.floods import RefusalFloods
@@ -62,6 +62,7 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, refusal_thread
             # order "A/history"; the row of an order whose number ends in /history is not readable here (its
             # history's ?as_of_version is), the price of keeping the URLs Alipay's numbers as they are.
             Route("/api/orders/{out_trade_no:path}/history", orders.history, methods=["GET"]),
+            *trade_queries.routes,
             Route("/api/orders/{out_trade_no:path}", orders.show, methods=["GET"]),
             *reports.routes,
             *operations.routes,

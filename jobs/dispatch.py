@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.domain import outbox
+from ledger.domain.trade_query import UNBELIEVED
 from projections.common import Batch, OrderKeys
 
 
@@ -54,5 +55,16 @@ class Dispatcher:
             self.raise_alert("anomaly", f"{key.path}/{event.kind}/{event.key}"[:200],
                              f"order {key.out_trade_no}: {event.detail}; not booked, the order is flagged",
                              at=event.timestamp)
+        elif kind == "TradeQueryFailed" and event.reason in UNBELIEVED:
+            key = self.keys(conn, order_id)
+            self.raise_alert("trade_query_failed", f"{key.path}/{event.reason}",
+                             f"order {key.out_trade_no}: Alipay's answer to a trade query was not believed "
+                             f"({event.reason}: {event.error}); it is recorded, nothing was applied. Check the app's "
+                             "keys with `ledger doctor`", at=event.timestamp)
+        elif kind == "QueriesExhausted":
+            key = self.keys(conn, order_id)
+            self.raise_alert("queries_exhausted", key.path,
+                             f"order {key.out_trade_no}: still unpaid after {event.steps} trade queries and no "
+                             "notification; the schedule has ended", at=event.timestamp)
         elif kind == "AlertRaised":
             self.wake_alerts()

@@ -21,7 +21,7 @@ from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
 from ledger.adapters.outbound.robots import RobotError
 from ledger.service.alerting import PACE_SECONDS
-from projections.queries.operations import alerts_unsent, deliveries_due
+from projections.queries.operations import alerts_unsent, deliveries_due, queries_due
 
 log = logging.getLogger(__name__)
 QUEUE = "ledger"
@@ -44,6 +44,7 @@ def _transient(retries: int, exc: BaseException) -> bool:
 class Actors:
     deliver: dramatiq.Actor[Any, Any]
     send_alerts: dramatiq.Actor[Any, Any]
+    query: dramatiq.Actor[Any, Any]
 
 
 def declare(broker: dramatiq.Broker, ledger: Any) -> Actors:
@@ -57,10 +58,15 @@ def declare(broker: dramatiq.Broker, ledger: Any) -> Actors:
             # Held back by a robot's pace, or another worker is sending: look again when the pace allows.
             actors.send_alerts.send_with_options(delay=PACE_SECONDS * 1000)
 
+    def query(order_id: str, step: int) -> None:
+        # A gateway that fails is recorded as the step's outcome: the schedule's next step asks again.
+        ledger.queries.run_step(order_id, step)
+
     options: dict[str, Any] = {"broker": broker, "queue_name": QUEUE, "retry_when": _transient, "min_backoff": 1000,
                "max_backoff": 60_000}
     actors = Actors(deliver=dramatiq.actor(actor_name="ledger.deliver", **options)(deliver),
-                    send_alerts=dramatiq.actor(actor_name="ledger.send_alerts", **options)(send_alerts))
+                    send_alerts=dramatiq.actor(actor_name="ledger.send_alerts", **options)(send_alerts),
+                    query=dramatiq.actor(actor_name="ledger.query", **options)(query))
     return actors
 
 
@@ -92,12 +98,22 @@ class Sweeper:
         if settings.downstream_url:
             for order_id, change in due:
                 self.ledger.actors.deliver.send(order_id, change)
+        self._send_queries(now)
         if waiting and self.ledger.alerting.robots:
             self.ledger.actors.send_alerts.send()
         self._check_projections(now)
         if self.ledger.alerting.robots:
             self.ledger.alerting.send_read_side()  # never raises: what waits goes on waiting
         return len(due)
+
+    def _send_queries(self, now: datetime) -> None:
+        """The trade queries whose step is due: each a message; the order's record says whether it still is."""
+        queries = self.ledger.queries
+        if queries is None:
+            return
+        apps = [app_id for app_id in self.ledger.settings.apps if queries.queryable(app_id)]
+        for order_id, step in queries_due(self.ledger.engine, now=now, app_ids=apps):
+            self.ledger.actors.query.send(order_id, step)
 
     def _check_projections(self, now: datetime) -> None:
         head = self.ledger.store.ping()

@@ -38,7 +38,9 @@ from ledger.intake.loop import GroupCommit
 from ledger.service.alerting import AlertService, BurstCounter
 from ledger.service.application import LedgerService
 from ledger.service.delivery import DeliveryService
-from ledger.service.ports import OrderLock
+from ledger.service.doctor import Doctor
+from ledger.service.ports import Gateway, OrderLock
+from ledger.service.trade_query import QueryService
 from projections import all_projections
 from projections.queries import gauges
 from projections.runner import Follower, ProjectionRunner
@@ -60,6 +62,7 @@ class Ledger:
     broker: Any = None
     alerting: AlertService | None = None
     delivery: DeliveryService | None = None
+    queries: QueryService | None = None
     actors: Actors | None = None
     metrics: Metrics | None = None
     # `/readyz`'s check of the event store, kept for READINESS_SECONDS (see _readiness).
@@ -93,7 +96,7 @@ class Ledger:
 
 def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLock | None = None,
           rejections: RejectionLog | None = None, robots: list[Any] | None = None,
-          clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Ledger:
+          gateway: Gateway | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Ledger:
     closers: list[Any] = []
     database_url = str(settings.database_url)
     if store is None:
@@ -125,6 +128,10 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     closers.append(service.close)
     ledger = Ledger(settings, store, lock, rejections, service, engine, None, closers, clock, broker, alerting)
     ledger.metrics = metrics
+    ledger.queries = QueryService(store, lock, gateway or _gateway(settings, clock), settings.apps,
+                                  schedule=settings.query_schedule, clock=clock,
+                                  # Longer than a call may take: a step taken is left to its worker that long.
+                                  lease=timedelta(seconds=2 * settings.gateway_timeout_seconds + 60))
     ledger.actors = declare(broker, ledger)
     actors = ledger.actors
     if settings.downstream_url and settings.downstream_secret:
@@ -153,7 +160,8 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
                                "every other stream goes on. List and re-apply: ledger projections parked / unpark")
 
         ledger.runner = ProjectionRunner(store, engine, [*all_projections(
-            downstream=ledger.delivery is not None, robots=bool(robots)), dispatcher], on_parked=on_parked)
+            downstream=ledger.delivery is not None, robots=bool(robots), query_schedule=settings.query_schedule),
+            dispatcher], on_parked=on_parked)
         metrics.watch(_shared_state(store, engine, ledger.runner))
     closers.append(broker.close)
     return ledger
@@ -190,6 +198,13 @@ def _intake(settings: Settings, store: LedgerStore, lock: OrderLock, metrics: Me
     io = PostgresIO if isinstance(store.recorder, FailFastPostgresRecorder) else StoreIO
     return GroupCommit(lambda: io(store, lock), store, require_known_orders=settings.require_known_orders,
                        wait_seconds=settings.lock_wait_ms / 1000, metrics=metrics, max_copies=settings.max_copies)
+
+
+def _gateway(settings: Settings, clock: Callable[[], datetime]) -> Gateway:
+    """Alipay's gateway, for the apps whose private key is configured (the others are never queried)."""
+    from ledger.adapters.gateway.http import HttpGateway
+
+    return HttpGateway(settings.apps, settings.gateway_url, timeout=settings.gateway_timeout_seconds, clock=clock)
 
 
 def _robots(settings: Settings) -> list[Any]:
@@ -232,3 +247,25 @@ def database_problem(settings: Settings, *, create: bool) -> str | None:
     from ledger.adapters.sql.presence import database_problem as problem
 
     return problem(str(settings.database_url), create=create)
+
+
+def doctor(settings: Settings, *, gateway: Gateway | None = None,
+           clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Doctor:
+    """`ledger doctor`'s checks, on the configured gateway, database, Redis and notify URL."""
+    from ledger.adapters.outbound.http import HttpClient
+    from ledger.adapters.sql.presence import database_problem as problem
+
+    def redis_problem() -> str | None:
+        client = redis.Redis.from_url(str(settings.redis_url), **_LOCK_TIMEOUTS)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            return f"Redis does not answer ({type(exc).__name__}): check LEDGER_REDIS_URL and the server"
+        finally:
+            client.close()
+        return None
+
+    return Doctor(settings.apps, gateway or _gateway(settings, clock), settings.gateway_url,
+                  database=lambda: problem(str(settings.database_url), create=False),
+                  redis=redis_problem if settings.redis_url else None, notify_url=settings.public_notify_url,
+                  clock=clock, http=HttpClient(timeout=settings.gateway_timeout_seconds, every_body=True))

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from projections.callbacks import CallbackLogProjection
@@ -15,8 +16,11 @@ if TYPE_CHECKING:
     from projections.runner import Projection
 
 
-def all_projections(*, downstream: bool = True, robots: bool = True) -> list[Projection]:
+def all_projections(*, downstream: bool = True, robots: bool = True,
+                    query_schedule: Sequence[float] = ()) -> list[Projection]:
     """In dependency order: order_status first, the others look up an order's keys in it. `downstream` and
-    `robots`: whether deliveries and alerts have anywhere to go (else their rows say so, not "pending")."""
-    return [OrderStatusProjection(), CallbackLogProjection(), DailyTotalsProjection(), JournalProjection(),
+    `robots`: whether deliveries and alerts have anywhere to go (else their rows say so, not "pending");
+    `query_schedule`: when a pending order is next asked about (LEDGER_QUERY_SCHEDULE)."""
+    return [OrderStatusProjection(query_schedule=query_schedule), CallbackLogProjection(), DailyTotalsProjection(),
+            JournalProjection(),
             DeliveriesProjection(downstream=downstream), AlertsProjection(robots=robots)]

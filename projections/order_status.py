@@ -8,11 +8,13 @@ runner's compare-and-set on the position serialises runners before they read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
+from ledger.domain.trade_query import due_at
 from projections.common import ZERO, Batch, alipay_time, insert_many, opened_merchant
 from projections.tables import order_status as t
 
@@ -31,7 +33,9 @@ def _opened(position: int, e: Any) -> dict[str, Any]:
             "trade_no": None, "status": "PENDING", "registered": False, "registered_amount": None, "subject": "",
             "notified_amount": None, "paid_amount": None, "receipt_amount": None, "refunded_amount": ZERO,
             "amount_mismatch": False, "anomaly": False, "buyer_id": None, "seller_id": None, "gmt_payment": None,
-            "first_callback_at": None, "last_callback_at": None, "callback_count": 0}
+            "first_callback_at": None, "last_callback_at": None, "callback_count": 0,
+            "paid_via": None, "registered_at": None, "query_count": 0, "query_step": 0, "next_query_at": None,
+            "last_query_at": None, "last_query_result": None, "queries_exhausted": False}
 
 
 def _fold(row: dict[str, Any], kind: str, e: Any) -> None:
@@ -51,7 +55,7 @@ def _fold(row: dict[str, Any], kind: str, e: Any) -> None:
         _raise_status(row, "PAID")
         row.update(trade_no=e.trade_no, paid_amount=e.total_amount, receipt_amount=e.receipt_amount,
                    buyer_id=e.buyer_id or None, seller_id=e.seller_id or None,
-                   gmt_payment=alipay_time(e.gmt_payment))
+                   gmt_payment=alipay_time(e.gmt_payment), paid_via=getattr(e, "source", "notification"))
     elif kind == "RefundRecorded":
         row["refunded_amount"] = row["refunded_amount"] + e.amount
     elif kind == "TradeFinished":
@@ -60,9 +64,29 @@ def _fold(row: dict[str, Any], kind: str, e: Any) -> None:
         _raise_status(row, "CLOSED")
 
 
+def _fold_queries(row: dict[str, Any], kind: str, e: Any, schedule: Sequence[float]) -> None:
+    """The trade-query columns: when the schedule's next step is due (only while the order is pending), and
+    what the last query found."""
+    if kind == "OrderRegistered":
+        row["registered_at"] = e.timestamp
+    elif kind in ("TradeQueried", "TradeQueryFailed"):
+        result = (e.trade_status or e.sub_code or e.code) if kind == "TradeQueried" else f"failed: {e.reason}"
+        row.update(query_count=row["query_count"] + 1, last_query_at=e.queried_at, last_query_result=result[:64])
+        if e.step is not None and e.step == row["query_step"]:
+            row["query_step"] += 1
+    elif kind == "QueriesExhausted":
+        row["queries_exhausted"] = True
+    waiting = row["status"] == "PENDING" and row["registered"] and not row["queries_exhausted"]
+    row["next_query_at"] = (due_at(row["registered_at"], schedule, row["query_step"], e.originator_id)
+                            if waiting and row["registered_at"] is not None else None)
+
+
 class OrderStatusProjection:
     name = "order_status"
     tables = (t,)
+
+    def __init__(self, *, query_schedule: Sequence[float] = ()) -> None:
+        self.query_schedule = tuple(query_schedule)
 
     def apply(self, conn: sa.Connection, events: Batch) -> None:
         orders = [(position, e) for position, e in events if type(e).__qualname__.startswith("Order.")]
@@ -79,6 +103,7 @@ class OrderStatusProjection:
             if kind == "Opened":
                 rows[order_id] = _opened(position, e)
             _fold(rows[order_id], kind, e)
+            _fold_queries(rows[order_id], kind, e, self.query_schedule)
             rows[order_id].update(last_version=e.originator_version, updated_at=e.timestamp)
             touched.add(order_id)
         insert_many(conn, t, [rows[order_id] for order_id in touched - old])

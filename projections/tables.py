@@ -43,10 +43,20 @@ order_status = sa.Table(
     sa.Column("callback_count", sa.Integer, nullable=False),
     sa.Column("last_version", sa.Integer, nullable=False),
     sa.Column("updated_at", UTC_TIME, nullable=False),
+    # Asking Alipay (trade queries): how the payment became known, the schedule's next step, what was answered.
+    sa.Column("paid_via", sa.String(16)),  # notification or trade_query
+    sa.Column("registered_at", UTC_TIME),
+    sa.Column("query_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("query_step", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_query_at", UTC_TIME),
+    sa.Column("last_query_at", UTC_TIME),
+    sa.Column("last_query_result", sa.String(64)),  # the trade_status, the sub_code, or why no answer
+    sa.Column("queries_exhausted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("app_id", "auth_app_id", "out_trade_no", name="uq_order_status_order"),
     sa.UniqueConstraint("order_id", name="uq_order_status_order_id"),
     sa.Index("ix_order_status_status_payment", "status", "gmt_payment"),
     sa.Index("ix_order_status_payment", "gmt_payment"),
+    sa.Index("ix_order_status_next_query", "next_query_at"),
 )
 
 

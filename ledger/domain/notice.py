@@ -38,6 +38,7 @@ class TradeNotice:
     buyer_id: str
     seller_id: str
     auth_app_id: str = ""
+    source: str = "notification"  # or "trade_query": the facts of a query answer (ledger.domain.trade_query)
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> TradeNotice:

@@ -22,6 +22,7 @@ from eventsourcing.domain import Aggregate, event
 from ledger.domain import outbox
 from ledger.domain.errors import InvalidRequest, NothingToDo, OrderConflict
 from ledger.domain.notice import TradeNotice, merchant_of
+from ledger.domain.trade_query import QueryAnswer, answer_disagrees, disagreement
 
 ORDER_NAMESPACE = UUID("6f1c9c1e-3f0b-5d2a-9a57-3c2f1d0e8b41")
 ZERO = Decimal("0.00")
@@ -61,6 +62,10 @@ class Order(Aggregate):
         self.anomalies: list[str] = []  # what Alipay notified that cannot be booked, once each (kind:key)
         self.deliveries: dict[str, int] = {}  # notify_id -> deliveries recorded
         self.outbox: dict[str, dict[str, Any]] = {}  # change -> its delivery to the merchant's system
+        self.query_steps = 0  # steps of the query schedule done (answered or failed)
+        self.query_taken: dict[int, datetime] = {}  # step -> when a worker took it
+        self.queried: dict[str, Any] | None = None  # what the last trade query answered
+        self.queries_exhausted = False
 
     @property
     def status(self) -> Status:
@@ -93,6 +98,9 @@ class Order(Aggregate):
         self._receive(params=dict(params), notify_id=notice.notify_id, delivery_id=delivery_id,
                       received_at=received_at, remote_addr=remote_addr,
                       duplicate=notice.notify_id in self.deliveries, key=key)
+        if self.queried and (problem := disagreement(self.queried, notice)):
+            self._flag("query_disagrees", notice.notify_id, f"the notification and Alipay's answer to a trade "
+                                                            f"query disagree: {problem}")
         self._apply(notice)
         return True
 
@@ -122,7 +130,53 @@ class Order(Aggregate):
             self._finish(gmt_close=notice.gmt_close, notify_id=notice.notify_id)
         if notice.trade_status == "TRADE_CLOSED" and not self.close_reason:
             self._close(reason="refunded" if notice.is_refund else "unpaid",
-                        gmt_close=notice.gmt_close, notify_id=notice.notify_id)
+                        gmt_close=notice.gmt_close, notify_id=notice.notify_id, source=notice.source)
+
+    # -- asking Alipay about the trade (ledger.domain.trade_query) ---------------------------------
+
+    def take_query_step(self, step: int, now: datetime, lease: timedelta) -> bool:
+        """Take scheduled query `step` (0 for the first): False when the order no longer waits for its payment,
+        the step is done, or another worker took it less than `lease` ago (the version check fences two
+        workers taking it at once)."""
+        if self.status != Status.PENDING or self.queries_exhausted or step != self.query_steps:
+            return False
+        taken = self.query_taken.get(step)
+        if taken is not None and taken + lease > now:
+            return False
+        self._take_query(step=step, taken_at=now)
+        return True
+
+    def record_query(self, answer: QueryAnswer, *, text: str, key: str, step: int | None, source: str, who: str,
+                     queried_at: datetime, last: bool = False) -> None:
+        """Record a verified answer exactly as received (`text`, verified by the Alipay key `key`), then apply
+        what it says with a notification's rules: paid confirms the payment (the amount checked, exactly once),
+        closed unpaid closes, waiting or no such trade changes nothing. `step` is the schedule's step (None
+        when someone asked); after the `last`, an order still unpaid is marked and alerted."""
+        self._queried(step=step, source=source, who=who, text=text, key=key, code=answer.code,
+                      sub_code=answer.sub_code, trade_status=answer.trade_status, trade_no=answer.trade_no,
+                      total_amount=answer.total_amount, send_pay_date=answer.send_pay_date, queried_at=queried_at)
+        step_key = f"query:{'manual' if step is None else step}"
+        if self.status == Status.PENDING and answer.trade_status == "TRADE_CLOSED" and answer.send_pay_date:
+            self._flag("query_closed_after_payment", step_key, "Alipay answers the trade was paid and then closed "
+                       "(refunded in full), and no notification of either came: not booked")
+        elif self.status == Status.PENDING and (answer.paid or answer.trade_status == "TRADE_CLOSED"):
+            self._apply(answer.as_notice(self.app_id, self.out_trade_no, self.merchant, step_key))
+        elif problem := answer_disagrees(self.payment, self.close_reason, answer):
+            self._flag("query_disagrees", step_key, f"Alipay's answer to a trade query disagrees with the "
+                                                    f"notifications: {problem}")
+        self._after_step(step, last)
+
+    def record_query_failure(self, *, reason: str, retryable: bool, error: str, text: str, step: int | None,
+                             source: str, who: str, queried_at: datetime, last: bool = False) -> None:
+        """Record a query that got no answer to believe (none in time, unsigned, badly signed...): its text,
+        if any, is kept as evidence and never applied. The schedule goes on to the next step."""
+        self._query_failed(step=step, source=source, who=who, reason=reason, retryable=retryable,
+                           error=error[:500], text=text, queried_at=queried_at)
+        self._after_step(step, last)
+
+    def _after_step(self, step: int | None, last: bool) -> None:
+        if step is not None and last and self.status == Status.PENDING and not self.queries_exhausted:
+            self._exhaust(steps=self.query_steps)
 
     # -- delivery of changes to the merchant's system ---------------------------------------------
 
@@ -186,7 +240,7 @@ class Order(Aggregate):
             trade_no=notice.trade_no, total_amount=notice.total_amount,
             receipt_amount=notice.receipt_amount, buyer_pay_amount=notice.buyer_pay_amount,
             gmt_payment=notice.gmt_payment, buyer_id=notice.buyer_id, seller_id=notice.seller_id,
-            notify_id=notice.notify_id)
+            notify_id=notice.notify_id, source=notice.source)
 
     def _flag(self, kind: str, key: str, detail: str) -> None:
         if f"{kind}:{key}" not in self.anomalies:
@@ -223,11 +277,11 @@ class Order(Aggregate):
     @event("PaymentConfirmed")
     def _confirm_payment(self, trade_no: str, total_amount: Decimal | None, receipt_amount: Decimal | None,
                          buyer_pay_amount: Decimal | None, gmt_payment: str, buyer_id: str, seller_id: str,
-                         notify_id: str) -> None:
+                         notify_id: str, source: str = "notification") -> None:
         self.outbox["payment"] = outbox.new_entry("payment")
         self.payment = {"trade_no": trade_no, "total_amount": total_amount, "receipt_amount": receipt_amount,
                         "buyer_pay_amount": buyer_pay_amount, "gmt_payment": gmt_payment,
-                        "buyer_id": buyer_id, "seller_id": seller_id}
+                        "buyer_id": buyer_id, "seller_id": seller_id, "source": source}
 
     @event("RefundRecorded")
     def _record_refund(self, refund_key: str, out_biz_no: str, refund_fee: Decimal, amount: Decimal,
@@ -242,9 +296,32 @@ class Order(Aggregate):
         self.outbox["finished"] = outbox.new_entry("finished")
 
     @event("TradeClosed")
-    def _close(self, reason: str, gmt_close: str, notify_id: str) -> None:
+    def _close(self, reason: str, gmt_close: str, notify_id: str, source: str = "notification") -> None:
         self.close_reason = reason
         self.outbox["closed"] = outbox.new_entry("closed")
+
+    @event("QueryStepTaken")
+    def _take_query(self, step: int, taken_at: datetime) -> None:
+        self.query_taken[step] = taken_at
+
+    @event("TradeQueried")
+    def _queried(self, step: int | None, source: str, who: str, text: str, key: str, code: str, sub_code: str,
+                 trade_status: str, trade_no: str, total_amount: Decimal | None, send_pay_date: str,
+                 queried_at: datetime) -> None:
+        self.queried = {"trade_status": trade_status, "trade_no": trade_no, "total_amount": total_amount,
+                        "send_pay_date": send_pay_date, "sub_code": sub_code}
+        if step is not None and step == self.query_steps:
+            self.query_steps += 1
+
+    @event("TradeQueryFailed")
+    def _query_failed(self, step: int | None, source: str, who: str, reason: str, retryable: bool, error: str,
+                      text: str, queried_at: datetime) -> None:
+        if step is not None and step == self.query_steps:
+            self.query_steps += 1
+
+    @event("QueriesExhausted")
+    def _exhaust(self, steps: int) -> None:
+        self.queries_exhausted = True
 
     @event("DeliveryAttempted")
     def _attempt(self, change: str, attempt: int, started_at: datetime) -> None:

@@ -3,6 +3,7 @@ alerts (counts, and those a robot has not had)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 
 from ledger.domain import outbox
 from projections.operations import NO_ROBOTS, WAITING
-from projections.tables import alerts, deliveries
+from projections.tables import alerts, deliveries, order_status
 
 # What an operator must settle: a delivery the retries gave up on (ledger.domain.order decides when).
 MANUAL_QUEUE = outbox.ABANDONED
@@ -64,3 +65,18 @@ def alerts_not_sent_to(engine: sa.Engine, robot: str, *, limit: int) -> list[str
              .order_by(alerts.c.raised_at.desc()).limit(limit))
     with engine.connect() as conn:
         return [str(alert_id) for alert_id in conn.execute(query).scalars()]
+
+
+def queries_due(engine: sa.Engine, *, now: datetime, app_ids: Collection[str],
+                limit: int = 200) -> list[tuple[str, int]]:
+    """(order_id, step) of pending orders whose next scheduled trade query is due, the longest due first; at most
+    `limit`, so a burst of registrations is asked about over several sweeps, not all at once. The order's own
+    record decides again (ledger.domain.order.take_query_step)."""
+    o = order_status.c
+    query = (sa.select(o.order_id, o.query_step)
+             .where(o.next_query_at <= now, o.status == "PENDING", o.app_id.in_(list(app_ids)))
+             .order_by(o.next_query_at).limit(limit))
+    if not app_ids:
+        return []
+    with engine.connect() as conn:
+        return [(order_id, int(step)) for order_id, step in conn.execute(query)]

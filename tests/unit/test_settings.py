@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.alipay.sandbox import generate_key_pair
 from ledger.config import ApiToken, Settings, SettingsError
 from tests.support.alipay import APP_ID, SandboxAlipay
 
@@ -229,3 +230,40 @@ def test_logs_are_text_without_an_access_log_by_default_and_both_are_settings() 
 def test_a_log_format_or_access_log_value_not_known_is_an_error(value: str, variable: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({variable: value})
+
+
+def test_the_query_schedule_defaults_to_alipays_own_retry_schedule() -> None:
+    assert Settings.from_env({}).query_schedule == (240, 600, 600, 3600, 7200, 21600, 54000)
+
+
+@pytest.mark.parametrize(("text", "schedule"), [("30s,4m, 1h", (30.0, 240.0, 3600.0)), ("off", ()),
+                                                ("OFF", ()), ("1.5s", (1.5,))])
+def test_the_query_schedule_is_read_as_delays_with_units(text: str, schedule: tuple[float, ...]) -> None:
+    assert Settings.from_env({"LEDGER_QUERY_SCHEDULE": text}).query_schedule == schedule
+
+
+@pytest.mark.parametrize("text", ["4", "4d", "0s", "-1m", "4m,,1h", "soon"])
+def test_a_query_schedule_that_is_not_delays_is_an_error_naming_it(text: str) -> None:
+    with pytest.raises(SettingsError, match="LEDGER_QUERY_SCHEDULE"):
+        Settings.from_env({"LEDGER_QUERY_SCHEDULE": text})
+
+
+def test_the_apps_private_key_is_read_in_every_form_and_never_shown(app_env: dict[str, str]) -> None:
+    pem, _ = generate_key_pair()
+    body = "".join(line for line in pem.decode().splitlines() if not line.startswith("-----"))
+    for text in (pem.decode(), body, pem.decode().replace("\n", "\\n")):
+        settings = Settings.from_env({**app_env, "LEDGER_ALIPAY_APP_PRIVATE_KEY": text})
+        assert settings.apps[APP_ID].private_key is not None
+        assert body[10:40] not in repr(settings)
+
+
+def test_a_public_key_given_as_the_apps_private_key_is_an_error_saying_so(app_env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match="APP_PRIVATE_KEY of app .*this is a public key"):
+        Settings.from_env({**app_env, "LEDGER_ALIPAY_APP_PRIVATE_KEY": app_env["LEDGER_ALIPAY_PUBLIC_KEY"]})
+
+
+def test_several_alipay_keys_in_one_setting_make_a_ring_of_them_all(app_env: dict[str, str]) -> None:
+    _, second = generate_key_pair()
+    both = app_env["LEDGER_ALIPAY_PUBLIC_KEY"] + "," + second
+    ring = Settings.from_env({**app_env, "LEDGER_ALIPAY_PUBLIC_KEY": both})
+    assert len(ring.apps[APP_ID].keys.keys) == 2

@@ -38,6 +38,7 @@ class Answer:
 
     status: int
     body: bytes
+    date: str = ""  # the server's Date header, as sent
 
     @property
     def failure(self) -> str:
@@ -59,6 +60,7 @@ class HttpClient:
     timeout: float
     max_answer_bytes: int = MAX_ANSWER_BYTES
     tls: ssl.SSLContext | None = None
+    every_body: bool = False  # read the body of any status, not only a 2xx's (up to the same cap)
 
     def __post_init__(self) -> None:
         if not (0 < self.timeout < math.inf):  # "not (ok)": NaN is refused too
@@ -75,7 +77,9 @@ class HttpClient:
                                {"User-Agent": "alipay-ledger", **headers, **extra, "Connection": "close"})
             with connection.getresponse() as response:
                 # Any other status says it all: a gateway's large or slow error page must not turn it into another.
-                return Answer(response.status, self._read(response) if 200 <= response.status < 300 else b"")
+                wanted = self.every_body or 200 <= response.status < 300
+                return Answer(response.status, self._read(response) if wanted else b"",
+                              response.getheader("Date", ""))
         except TimeoutError:
             raise OutboundError(f"timeout after {float(self.timeout)} s") from None
         except ConnectionRefusedError:

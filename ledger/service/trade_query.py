@@ -1,0 +1,124 @@
+"""Asking Alipay about a trade (`alipay.trade.query`) when its notification does not come: the ledger's
+"payment sync". Each answer is recorded as received and applied with a notification's rules.
+
+A scheduled step is taken first (`QueryStepTaken`, fenced by the stream's version check, so two workers never
+ask about one order twice for one step), then asked outside any commit, then recorded. A worker that dies
+after taking a step leaves it taken: after the lease another may take it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from ledger.adapters.eventstore.store import LedgerStore
+from ledger.adapters.locks.holds import lock_key
+from ledger.config import AlipayApp
+from ledger.domain.errors import GatewayError, NothingToDo, OrderNotFound, UnknownApp
+from ledger.domain.order import Order
+from ledger.domain.trade_query import MANUAL, METHOD, SCHEDULED, QueryAnswer
+from ledger.service.ports import Gateway, GatewayAnswer, OrderLock
+from ledger.service.saving import save_with_retries
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Queried:
+    """What one query found and what it left the order as."""
+
+    out_trade_no: str
+    answer: GatewayAnswer | None  # None when no answer could be believed (`error` says why)
+    error: GatewayError | None
+    status: str  # the order's status after the answer was applied
+    version: int
+    position: int
+
+    @property
+    def trade_status(self) -> str:
+        return str(self.answer.fields.get("trade_status", "")) if self.answer else ""
+
+
+class QueryService:
+    def __init__(self, store: LedgerStore, lock: OrderLock, gateway: Gateway, apps: Mapping[str, AlipayApp], *,
+                 schedule: Sequence[float], lease: timedelta, clock: Callable[[], datetime]) -> None:
+        """`schedule`: the delays of the scheduled steps (LEDGER_QUERY_SCHEDULE); `lease`: how long a taken
+        step is left to its worker (longer than a gateway call's deadline)."""
+        self.store, self.lock, self.gateway, self.apps = store, lock, gateway, apps
+        self.schedule, self.lease, self.clock = tuple(schedule), lease, clock
+
+    def queryable(self, app_id: str) -> bool:
+        """Whether the ledger can ask Alipay about this app's trades: it holds the app's private key."""
+        app = self.apps.get(app_id)
+        return app is not None and app.private_key is not None
+
+    def run_step(self, order_id: str, step: int) -> str:
+        """Scheduled step `step` of an order (the `query` actor): taken, asked, recorded; or `not_due` when
+        the order no longer waits, the step is done, or another worker holds it."""
+        taken = save_with_retries(self.store, UUID(order_id),
+                                  lambda order: order.take_query_step(step, self.clock(), self.lease))
+        if taken is None or not taken.decision:
+            return "not_due"
+        order = taken.order
+        last = step == len(self.schedule) - 1
+        result = self._ask_and_record(order.app_id, order.out_trade_no, order.merchant, step=step,
+                                      source=SCHEDULED, who="schedule", last=last)
+        outcome = result.error.reason if result.error else result.trade_status
+        log.info("query step %s of order %s: %s", step, order.out_trade_no, outcome or "no trade yet")
+        return "failed" if result.error else "answered"
+
+    def query_now(self, app_id: str, out_trade_no: str, *, who: str, merchant: str = "") -> Queried:
+        """Someone asks (an operator, the merchant, `ledger query`): asked at once, recorded, applied."""
+        if app_id in self.apps and not self.queryable(app_id):
+            raise NothingToDo(f"app {app_id} cannot ask Alipay: its private key is not configured "
+                              f"({self.apps[app_id].settings_prefix}APP_PRIVATE_KEY)")
+        if self.store.get_order(Order.create_id(app_id, out_trade_no, merchant)) is None:
+            raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
+        return self._ask_and_record(app_id, out_trade_no, merchant, step=None, source=MANUAL, who=who, last=False)
+
+    def _ask_and_record(self, app_id: str, out_trade_no: str, merchant: str, *, step: int | None, source: str,
+                        who: str, last: bool) -> Queried:
+        if app_id not in self.apps:
+            raise UnknownApp(f"no Alipay app {app_id!r} is configured")
+        answer: GatewayAnswer | None = None
+        error: GatewayError | None = None
+        try:
+            answer = self.gateway.call(app_id, METHOD, {"out_trade_no": out_trade_no})
+        except GatewayError as exc:
+            error = exc
+        queried_at = self.clock()
+
+        def record(order: Order) -> None:
+            if answer is not None:
+                order.record_query(QueryAnswer.of(answer.code, answer.sub_code, answer.fields), text=answer.text,
+                                   key=answer.key, step=step, source=source, who=who, queried_at=queried_at,
+                                   last=last)
+            elif error is not None:
+                order.record_query_failure(reason=error.reason, retryable=error.retryable, error=str(error),
+                                           text=error.text, step=step, source=source, who=who,
+                                           queried_at=queried_at, last=last)
+
+        with self.lock.hold(lock_key(app_id, out_trade_no, merchant)):
+            saved = save_with_retries(self.store, Order.create_id(app_id, out_trade_no, merchant), record)
+        if saved is None:
+            raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
+        return Queried(out_trade_no, answer, error, saved.order.status.value, saved.order.version, saved.position)
+
+
+def answer_summary(result: Queried) -> dict[str, Any]:
+    """What `POST /api/orders/{no}/query` and `ledger query` show of a query."""
+    body: dict[str, Any] = {"out_trade_no": result.out_trade_no, "status": result.status,
+                            "version": result.version, "position": result.position}
+    if result.answer is not None:
+        fields = result.answer.fields
+        body.update(answered=True, code=result.answer.code, sub_code=result.answer.sub_code or None,
+                    trade_status=fields.get("trade_status"), trade_no=fields.get("trade_no"),
+                    total_amount=fields.get("total_amount"), key=result.answer.key)
+    elif result.error is not None:
+        body.update(answered=False, error=result.error.reason, detail=str(result.error),
+                    retryable=result.error.retryable)
+    return body
