@@ -21,10 +21,12 @@ from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
 from ledger.adapters.outbound.robots import RobotError
 from ledger.service.alerting import PACE_SECONDS
+from ledger.service.certificates import alert_expiring
 from projections.queries.operations import alerts_unsent, deliveries_due, queries_due
 
 log = logging.getLogger(__name__)
 QUEUE = "ledger"
+CERTIFICATE_CHECK = timedelta(hours=1)
 
 
 def make_broker(redis_url: str | None, prefix: str) -> tuple[dramatiq.Broker, Any]:
@@ -74,13 +76,15 @@ class Sweeper:
     """Every few seconds: re-send deliveries that are overdue (their message was lost), wake the alert
     sender while alerts wait, raise an alert for a projection that stopped moving, and send the alerts about
     the read side itself that are still waiting (itself, without the broker or the table:
-    see ledger.service.alerting)."""
+    see ledger.service.alerting). At start-up and then every CERTIFICATE_CHECK: an alert for each configured
+    certificate that expires within 30 days (ledger.service.certificates)."""
 
     def __init__(self, ledger: Any, *, every: float, grace: timedelta) -> None:
         self.ledger, self.every, self.grace = ledger, every, grace
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="sweep", daemon=True)
         self._seen: dict[str, tuple[int, datetime]] = {}
+        self._certificates_checked: datetime | None = None
 
     def start(self) -> None:
         self.thread.start()
@@ -104,6 +108,7 @@ class Sweeper:
         self._check_projections(now)
         if self.ledger.alerting.robots:
             self.ledger.alerting.send_read_side()  # never raises: what waits goes on waiting
+        self._check_certificates(now)
         return len(due)
 
     def _send_queries(self, now: datetime) -> None:
@@ -114,6 +119,12 @@ class Sweeper:
         apps = [app_id for app_id in self.ledger.settings.apps if queries.queryable(app_id)]
         for order_id, step in queries_due(self.ledger.engine, now=now, app_ids=apps):
             self.ledger.actors.query.send(order_id, step)
+
+    def _check_certificates(self, now: datetime) -> None:
+        last = self._certificates_checked
+        if last is None or now - last >= CERTIFICATE_CHECK:
+            alert_expiring(self.ledger.settings.apps, self.ledger.alerting.raise_alert, now=now)
+            self._certificates_checked = now  # once they are raised: a failure is tried again next sweep
 
     def _check_projections(self, now: datetime) -> None:
         head = self.ledger.store.ping()
@@ -129,6 +140,10 @@ class Sweeper:
                                                  f"{head - position} events behind", send=False)
 
     def _run(self) -> None:
+        try:
+            self._check_certificates(self.ledger.clock())  # at start-up, not a sweep's wait later
+        except Exception:
+            log.exception("certificate check failed")
         while not self.stopping.wait(self.every):
             try:
                 self.sweep_once()

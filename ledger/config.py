@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from starlette.config import Config
 from starlette.datastructures import Secret
 
 from ledger.adapters.eventstore.store import persistence_env
-from ledger.alipay.keyring import KeyRing, load_key_ring
+from ledger.alipay.certs import chain_problem, load_app_certificate, load_certificates, root_cert_sn
+from ledger.alipay.keyring import AlipayKey, KeyRing, load_key_ring
 from ledger.alipay.keys import load_app_private_key
 from ledger.domain.errors import LedgerError
 
@@ -43,6 +45,10 @@ class AlipayApp:
     private_key: RSAPrivateKey | None = field(default=None, repr=False)
     app_auth_token: Secret | None = None  # a service provider (ISV) acting for a merchant
     name: str = ""  # the LEDGER_ALIPAY_<NAME>_ of its settings; empty for the default app
+    # Certificate mode: the serial numbers requests carry ("" in public-key mode), and the app's certificate.
+    app_cert_sn: str = ""
+    alipay_root_cert_sn: str = ""
+    app_cert: AlipayKey | None = field(default=None, repr=False)
 
     @property
     def settings_prefix(self) -> str:
@@ -359,9 +365,73 @@ def _app(environ: Mapping[str, str], prefix: str, problems: list[str], *, requir
         problems.append(f"{prefix}PUBLIC_KEY of app {app_id}: {exc}")
         return None
     token = environ.get(prefix + "APP_AUTH_TOKEN", "").strip()
+    private_key = _private_key(environ, prefix, app_id, problems)
     return AlipayApp(app_id=app_id, keys=keys, seller_id=environ.get(prefix + "SELLER_ID", "").strip() or None,
-                     private_key=_private_key(environ, prefix, app_id, problems),
-                     app_auth_token=Secret(token) if token else None, name=name)
+                     private_key=private_key, app_auth_token=Secret(token) if token else None, name=name,
+                     **_certificates(environ, prefix, app_id, keys, private_key, problems))
+
+
+def _certificates(environ: Mapping[str, str], prefix: str, app_id: str, keys: KeyRing,
+                  private_key: RSAPrivateKey | None, problems: list[str]) -> dict[str, Any]:
+    """Certificate mode: an expired certificate in the key ring stops start-up; ..._ROOT_CERT (alipayRootCert.crt,
+    optional) must be the root of each one's chain, and gives alipay_root_cert_sn; ..._APP_CERT (the app's
+    appCertPublicKey_<APPID>.crt) gives app_cert_sn. The app's certificate configured as Alipay's is found
+    only by `ledger doctor` when APP_CERT is not set too: the two look alike."""
+    now, where = datetime.now(UTC), f"{prefix}PUBLIC_KEY of app {app_id}"
+    values: dict[str, Any] = {}
+    for key in keys.keys:
+        if key.not_after is not None and key.not_after <= now:
+            problems.append(f"{where}: certificate {key.subject} (SN {key.cert_sn}) expired on "
+                            f"{key.not_after:%Y-%m-%d}: configure Alipay's current certificate")
+    root_text = _text_or_file(environ, prefix + "ROOT_CERT", prefix + "ROOT_CERT_FILE", problems)
+    if root_text:
+        try:
+            roots = load_certificates(root_text)
+        except ValueError as exc:
+            problems.append(f"{prefix}ROOT_CERT of app {app_id}: {exc}")
+            roots = ()
+        if roots and not any(key.certificate for key in keys.keys):
+            problems.append(f"{prefix}ROOT_CERT is set but {where} holds no certificate: in certificate mode it "
+                            "is Alipay's alipayCertPublicKey_RSA2.crt")
+        for key in keys.keys:
+            problem = chain_problem(key.certificate, roots, keys.chain, now=now) if key.certificate and roots else None
+            if problem:
+                problems.append(f"{where}: certificate {key.subject} (SN {key.cert_sn}) does not chain to a root "
+                                f"of {prefix}ROOT_CERT: {problem}")
+        values["alipay_root_cert_sn"] = root_cert_sn(roots)
+    app_text = _text_or_file(environ, prefix + "APP_CERT", prefix + "APP_CERT_FILE", problems)
+    if app_text:
+        try:
+            app_cert = AlipayKey.of(*load_app_certificate(app_text, private_key))
+        except ValueError as exc:
+            problems.append(f"{prefix}APP_CERT of app {app_id}: {exc}")
+            return values
+        if app_cert.not_after is not None and app_cert.not_after <= now:
+            problems.append(f"{prefix}APP_CERT of app {app_id}: the app's certificate expired on "
+                            f"{app_cert.not_after:%Y-%m-%d}: renew it in the open platform console")
+        if keys.find(app_cert.fingerprint):
+            problems.append(f"{where} holds the app's own certificate ({prefix}APP_CERT): configure Alipay's "
+                            "alipayCertPublicKey_RSA2.crt there")
+        if not root_text:
+            problems.append(f"{prefix}APP_CERT needs {prefix}ROOT_CERT: in certificate mode a request carries "
+                            "both app_cert_sn and alipay_root_cert_sn")
+        values.update(app_cert_sn=app_cert.cert_sn, app_cert=app_cert)
+    return values
+
+
+def _text_or_file(environ: Mapping[str, str], key: str, file_key: str, problems: list[str]) -> str:
+    """The value of `key`, or the text of the file `file_key` names; "" when neither is set (or both are)."""
+    text, path = environ.get(key, ""), environ.get(file_key, "")
+    if text and path:
+        problems.append(f"set {key} or {file_key}, not both")
+        return ""
+    if not path:
+        return text
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        problems.append(f"{file_key} cannot be read: {exc.strerror}: {path}")
+        return ""
 
 
 def _private_key(environ: Mapping[str, str], prefix: str, app_id: str, problems: list[str]) -> RSAPrivateKey | None:

@@ -3,7 +3,9 @@
 Several keys are configured during a key or signing-method change (Alipay keeps the old one valid for 7
 days). A signature verifies against any key of the ring; what verified it is named by its fingerprint,
 recorded with the callback, so an auditor can re-verify once the key is retired from the ring. In
-certificate mode the certificate whose serial number matches the sender's `alipay_cert_sn` is tried first.
+certificate mode the certificate whose serial number matches the sender's `alipay_cert_sn` is tried first;
+a CA certificate given with the certificates it issued (Alipay's file holds its intermediate) is kept as
+their chain, not as a key.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from ledger.alipay.keys import load_key
+from ledger.alipay.keys import is_authority, issued_by, load_certificate, load_key
 
 # Matched after all whitespace is gone, as in ledger.alipay.keys.
 _PEM_BLOCK = re.compile(r"-----BEGIN([A-Z0-9 ]+)-----.*?-----END\1-----", re.S)
@@ -50,13 +52,14 @@ class AlipayKey:
     cert_sn: str = ""
     not_after: datetime | None = None
     subject: str = ""
+    certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, public_key: RSAPublicKey, certificate: x509.Certificate | None = None) -> AlipayKey:
         if certificate is None:
             return cls(public_key, fingerprint(public_key))
         return cls(public_key, fingerprint(public_key), cert_sn(certificate), certificate.not_valid_after_utc,
-                   certificate.subject.rfc4514_string())
+                   certificate.subject.rfc4514_string(), certificate)
 
     def verifies(self, data: bytes, signature: bytes, algorithm: hashes.HashAlgorithm) -> bool:
         try:
@@ -69,6 +72,8 @@ class AlipayKey:
 @dataclass(frozen=True)
 class KeyRing:
     keys: tuple[AlipayKey, ...]
+    # The CA certificates given with the keys' certificates: their chain up to Alipay's root.
+    chain: tuple[x509.Certificate, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -100,22 +105,54 @@ class KeyRing:
         return tuple(key.fingerprint for key in self.keys)
 
 
+def pem_blocks(text: str) -> list[str]:
+    """Each PEM block of `text`, BEGIN to END (literal "\\n" escapes read as line breaks)."""
+    text = text.replace("\\n", "\n").replace("\\r", "\r")
+    return [match.group(0) for match in _PEM_BLOCK.finditer(text)]
+
+
 def load_key_ring(text: str) -> KeyRing:
-    """Every key in `text`: PEM blocks one after the other (keys or certificates), or one-line base64 keys
+    """Every key in `text`: PEM blocks one after the other (keys or certificates), and one-line base64 keys
     separated by commas; ValueError naming which one is not an Alipay public key."""
     if not isinstance(text, str):
         raise ValueError("the key must be given as text")
-    text = text.replace("\\n", "\n").replace("\\r", "\r")
-    blocks = [match.group(0) for match in _PEM_BLOCK.finditer(text)]
-    if not blocks:
-        blocks = [part for part in (piece.strip() for piece in text.split(",")) if part] or [text]
+    blocks = _items(text.replace("\\n", "\n").replace("\\r", "\r")) or [text]
+    chain = _chain([load_certificate(block) for block in blocks])
     keys: list[AlipayKey] = []
-    for number, block in enumerate(blocks, start=1):
+    for index, block in enumerate(blocks):
+        if index in chain:
+            continue
         try:
             public_key, certificate = load_key(block)
         except ValueError as exc:
-            raise ValueError(f"key {number} of {len(blocks)}: {exc}" if len(blocks) > 1 else str(exc)) from None
+            raise ValueError(f"key {index + 1} of {len(blocks)}: {exc}" if len(blocks) > 1 else str(exc)) from None
         key = AlipayKey.of(public_key, certificate)
         if key.fingerprint not in {known.fingerprint for known in keys}:
             keys.append(key)
-    return KeyRing(tuple(keys))
+    return KeyRing(tuple(keys), tuple(chain.values()))
+
+
+def _items(text: str) -> list[str]:
+    """Each key of `text`, in order: PEM blocks, and between them one-line keys separated by commas (nothing
+    outside a block is left out unread)."""
+    items: list[str] = []
+    at = 0
+    for match in _PEM_BLOCK.finditer(text):
+        items += [part.strip() for part in text[at:match.start()].split(",") if part.strip()]
+        items.append(match.group(0))
+        at = match.end()
+    return items + [part.strip() for part in text[at:].split(",") if part.strip()]
+
+
+def _chain(certificates: list[x509.Certificate | None]) -> dict[int, x509.Certificate]:
+    """By position, the CA certificates that issued one of the end certificates among them, directly or up."""
+    authorities = {index: c for index, c in enumerate(certificates) if c is not None and is_authority(c)}
+    found: dict[int, x509.Certificate] = {}
+    below = [c for c in certificates if c is not None and not is_authority(c)]
+    while below:
+        current = below.pop()
+        for index, authority in authorities.items():
+            if index not in found and issued_by(current, authority):
+                found[index] = authority
+                below.append(authority)
+    return found

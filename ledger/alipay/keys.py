@@ -1,5 +1,6 @@
 """Load Alipay's RSA public key from whichever form a merchant pasted: console base64 DER, PEM, PKCS#1
-or an X.509 certificate (certificate mode)."""
+or an X.509 certificate (certificate mode), refusing with the reason what is not one (a private key, an SM2
+key or certificate, a root or CA certificate)."""
 
 import base64
 import re
@@ -7,11 +8,23 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from cryptography.x509.oid import PublicKeyAlgorithmOID
 
 _PRIVATE = "this is a private key; configure Alipay's public key"
+_AUTHORITY = "this is a root/CA certificate (alipayRootCert.crt); configure Alipay's public-key certificate"
+_RSA2 = "the ledger verifies RSA2"
+
+
+class Refused(ValueError):
+    """What was given is a key or certificate, but of a kind Alipay's key must not be; the message says which."""
+
+
+# The SM2 curve's OID (1.2.156.10197.1.301) as DER: cryptography cannot load such a key, so it is found here.
+_SM2_CURVE = bytes.fromhex("06082a811ccf5501822d")
 # Matched after all whitespace is gone, so "BEGIN RSA PUBLIC KEY" reads "BEGINRSAPUBLICKEY".
 _PEM = re.compile(r"-----BEGIN([A-Z0-9]+)-----(.*?)-----END\1-----")
 
@@ -39,9 +52,44 @@ def load_key(text: str) -> tuple[RSAPublicKey, x509.Certificate | None]:
     if "PRIVATE" in label:
         raise ValueError(_PRIVATE)
     key, certificate = _load_der(_b64decode(body))
+    if certificate is not None and is_authority(certificate):
+        raise Refused(_AUTHORITY)
     if not isinstance(key, RSAPublicKey):
         raise ValueError("this is not an RSA key; Alipay signs with RSA")
     return key, certificate
+
+
+def load_certificate(text: str) -> x509.Certificate | None:
+    """The certificate in `text` (one PEM block or base64 DER), or None when it holds something else."""
+    compact = "".join(text.replace("\\n", "\n").replace("\\r", "\r").split())
+    match = _PEM.search(compact)
+    label, body = match.groups() if match else ("", compact)
+    if label not in ("", "CERTIFICATE"):
+        return None
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode(body, validate=True))
+    except ValueError:
+        return None
+
+
+def is_authority(certificate: x509.Certificate) -> bool:
+    """A root or CA certificate: it may issue certificates (basic constraints CA), or it issued itself."""
+    try:
+        if certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return True
+    except x509.ExtensionNotFound:
+        pass
+    return certificate.issuer == certificate.subject
+
+
+def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether `issuer` signed `certificate` (names and signature; an issuer's key cryptography cannot read,
+    an SM2 root's, signed nothing the ledger can use)."""
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 def _b64decode(body: str) -> bytes:
@@ -53,11 +101,27 @@ def _b64decode(body: str) -> bytes:
 
 def _certificate_key(der: bytes) -> tuple[Any, x509.Certificate | None]:
     certificate = x509.load_der_x509_certificate(der)
+    if certificate.public_key_algorithm_oid == PublicKeyAlgorithmOID.EC_PUBLIC_KEY:
+        # Before reading the key, which cryptography cannot do for SM2's curve.
+        raise Refused(f"this is an {_ec_kind(certificate.tbs_certificate_bytes)} certificate; {_RSA2}: "
+                      "use the RSA2 certificate alipayCertPublicKey_RSA2.crt")
     return certificate.public_key(), certificate
 
 
 def _bare_key(der: bytes) -> tuple[Any, x509.Certificate | None]:
-    return serialization.load_der_public_key(der), None
+    try:
+        key = serialization.load_der_public_key(der)
+    except UnsupportedAlgorithm:
+        if _SM2_CURVE not in der[:32]:  # the algorithm identifier comes first
+            raise
+        key = None
+    if key is None or isinstance(key, EllipticCurvePublicKey):
+        raise Refused(f"this is an {_ec_kind(der)} key; {_RSA2}: configure Alipay's RSA2 public key")
+    return key, None
+
+
+def _ec_kind(der: bytes) -> str:
+    return "SM2 (EC)" if _SM2_CURVE in der else "EC"
 
 
 # SubjectPublicKeyInfo first (the console's form); cryptography falls back to bare PKCS#1 by itself.
@@ -68,6 +132,8 @@ def _load_der(der: bytes) -> tuple[Any, x509.Certificate | None]:
     for loader in _LOADERS:
         try:
             return loader(der)
+        except Refused:
+            raise
         except (ValueError, UnsupportedAlgorithm):
             continue
     if _is_private_key(der):

@@ -36,8 +36,7 @@ def verify(params: dict[str, str], keys: KeyRing | RSAPublicKey) -> AlipayKey:
     ring = _ring(keys)
     v1 = signed_string(params)  # first: it also checks that params is a mapping of single strings
     sign_type = params.get("sign_type") or DEFAULT_SIGN_TYPE
-    if sign_type not in HASHES:
-        raise SignatureInvalid(f"unsupported sign_type {sign_type!r}")
+    _supported(sign_type)
     signature = decode_sign(params.get("sign"))
     codec = codec_for(params.get("charset"))
     if codec is None:
@@ -57,12 +56,18 @@ def verify(params: dict[str, str], keys: KeyRing | RSAPublicKey) -> AlipayKey:
 def verify_text(data: bytes, sign: str | None, sign_type: str, keys: KeyRing | RSAPublicKey, *,
                 cert_sn: str | None = None) -> AlipayKey:
     """The key that signed `data` (a gateway answer's exact text), or SignatureInvalid."""
-    if sign_type not in HASHES:
-        raise SignatureInvalid(f"unsupported sign_type {sign_type!r}")
+    _supported(sign_type)
     key = _ring(keys).verifying(data, decode_sign(sign), HASHES[sign_type](), cert_sn=cert_sn)
     if key is None:
         raise SignatureInvalid("signature does not verify with the app's Alipay public key")
     return key
+
+
+def _supported(sign_type: str) -> None:
+    if sign_type == "SM2":  # Alipay's other signing method (国密), with SM2 keys; no merchant need measured
+        raise SignatureInvalid("sign_type SM2 is not supported: configure the app for RSA2")
+    if sign_type not in HASHES:
+        raise SignatureInvalid(f"unsupported sign_type {sign_type!r}")
 
 
 def _ring(keys: KeyRing | RSAPublicKey) -> KeyRing:

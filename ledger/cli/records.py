@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
+from ledger.alipay.keyring import AlipayKey, load_key_ring
 from ledger.cli.common import Commands, Formatter, check_database
 from ledger.config import Settings, SettingsError
 
@@ -20,7 +22,11 @@ def add_commands(commands: Commands, common: argparse.ArgumentParser, formatter:
     hist.set_defaults(run=_history)
     audit = commands.add_parser("audit", parents=[common], formatter_class=formatter, help="auditors' checks")
     audit.add_argument("action", choices=["verify"],
-                       help="verify: re-verify Alipay's signature on every recorded callback")
+                       help="verify: re-verify Alipay's signature on every recorded callback, with the key that "
+                            "verified it on arrival")
+    audit.add_argument("--key", action="append", default=[], metavar="FILE",
+                       help="a retired Alipay public key or certificate (or several, as in the key setting) that "
+                            "recorded callbacks name; repeatable")
     audit.set_defaults(run=_audit)
     queue = commands.add_parser("manual-queue", parents=[common], formatter_class=formatter,
                                 help="abandoned deliveries: list, retry or resolve them")
@@ -90,12 +96,13 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     from ledger.service.audit import recorded_callbacks_that_fail
 
     settings.require_apps()
+    given = _given_keys(args.key)
     check_database(settings)
     ledger = build(settings)
     counted: list[int] = []
     failures = 0
     try:
-        for finding in recorded_callbacks_that_fail(ledger.store, settings.apps, counted=counted):
+        for finding in recorded_callbacks_that_fail(ledger.store, settings.apps, counted=counted, given=given):
             failures += 1
             print(f"FAILED position {finding.position} app {finding.app_id} order {finding.out_trade_no} "
                   f"notify_id {finding.notify_id}: {finding.problem}")
@@ -103,3 +110,16 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
         ledger.close()
     print(f"checked {counted[0]} recorded callbacks: {failures} failed verification")
     return 1 if failures else 0
+
+
+def _given_keys(paths: list[str]) -> list[AlipayKey]:
+    """The keys of every `--key FILE`: whatever the key setting accepts (keys, certificates, several)."""
+    keys: list[AlipayKey] = []
+    for path in paths:
+        try:
+            keys += load_key_ring(Path(path).read_text()).keys
+        except OSError as exc:
+            raise SettingsError(f"--key {path} cannot be read: {exc.strerror}") from None
+        except ValueError as exc:
+            raise SettingsError(f"--key {path}: {exc}") from None
+    return keys

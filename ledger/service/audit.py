@@ -1,17 +1,22 @@
 """`ledger audit verify`: re-verify Alipay's signature on every recorded callback, as an auditor would.
 
 A stored callback keeps every parameter exactly as received, so its signature still verifies with Alipay's
-public key; one that does not is evidence that the record was altered after it was written.
+public key; one that does not is evidence that the record was altered after it was written. Each callback is
+verified with the key that verified it on arrival (its recorded fingerprint, `key`), found among the app's
+configured keys or the retired ones an auditor gives; one recorded before fingerprints were (`key` empty)
+with every key known.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from eventsourcing.utils import get_topic
 
 from ledger.adapters.eventstore.store import LedgerStore
+from ledger.alipay.keyring import AlipayKey, KeyRing
 from ledger.alipay.signature import verify
 from ledger.config import AlipayApp
 from ledger.domain.errors import SignatureInvalid
@@ -30,8 +35,10 @@ class Finding:
 
 
 def recorded_callbacks_that_fail(store: LedgerStore, apps: Mapping[str, AlipayApp], *,
-                                 counted: list[int] | None = None, page: int = 1000) -> Iterator[Finding]:
-    """Every recorded callback whose signature does not verify; `counted` gets the number checked."""
+                                 counted: list[int] | None = None, page: int = 1000,
+                                 given: Sequence[AlipayKey] = ()) -> Iterator[Finding]:
+    """Every recorded callback whose signature does not verify, or whose verifying key is not known: neither
+    configured for its app nor `given` (retired keys the auditor keeps); `counted` gets the number checked."""
     start, checked = 0, 0
     while batch := store.recorder.select_notifications(start, page, topics=[CALLBACK_TOPIC],
                                                        inclusive_of_start=False):
@@ -46,13 +53,31 @@ def recorded_callbacks_that_fail(store: LedgerStore, apps: Mapping[str, AlipayAp
             found = Finding(notification.id, params.get("app_id", ""), params.get("out_trade_no", ""),
                             str(getattr(event, "notify_id", "")), "")
             app = apps.get(found.app_id)
-            if app is None:
-                yield Finding(**{**found.__dict__, "problem": "no Alipay key configured for this app_id"})
-                continue
-            try:
-                verify(params, app.keys)
-            except SignatureInvalid as exc:
-                yield Finding(**{**found.__dict__, "problem": str(exc)})
+            problem = _problem(params, str(getattr(event, "key", "")), getattr(event, "received_at", None),
+                               [*(app.keys.keys if app else ()), *given])
+            if problem:
+                yield Finding(**{**found.__dict__, "problem": problem})
         start = batch[-1].id
     if counted is not None:
         counted.append(checked)
+
+
+def _problem(params: dict[str, str], recorded: str, received_at: datetime | None, known: list[AlipayKey]) -> str:
+    """Why the callback does not verify with the key recorded as verifying it (none recorded: with any key
+    known); "" when it does."""
+    on = f"{received_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if received_at else "an unknown date"
+    if recorded:
+        key = next((key for key in known if key.fingerprint == recorded), None)
+        if key is None:
+            return f"verified on {on} by key {recorded}, which is neither configured nor given with --key"
+        known = [key]
+    if not known:
+        return "no Alipay key configured for this app_id"
+    try:
+        verify(params, KeyRing(tuple(known)))
+    except SignatureInvalid as exc:
+        if recorded:  # it verified with this key on arrival: it was changed since
+            return f"altered: {exc} (key {recorded}, which verified it on {on})"
+        return (f"{exc}, nor with any key given with --key: recorded on {on}, before the verifying key was named, "
+                "it was altered or its key is neither configured nor given")
+    return ""

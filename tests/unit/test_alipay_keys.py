@@ -10,11 +10,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.oid import NameOID
 
 from ledger.alipay.keys import load_public_key
 from ledger.alipay.sandbox import generate_key_pair, load_private_key, sign_params, trade_notification
 from ledger.alipay.signature import verify
+from tests.support.certs import SM2_CERTIFICATE, SM2_PUBLIC_KEY, SM2_ROOT, Authority, name, pem
 
 Enc, Pub, Priv = serialization.Encoding, serialization.PublicFormat, serialization.PrivateFormat
 
@@ -35,19 +35,8 @@ def pem_body(pem: bytes) -> str:
 
 
 def certificate_pem(private_key: rsa.RSAPrivateKey) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Alipay Public Key Test")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .sign(private_key, hashes.SHA256())
-    )
-    return certificate.public_bytes(Enc.PEM)
+    """Alipay's public-key certificate for the key, issued by a CA (a certificate that issued itself is a root)."""
+    return pem(Authority.root().issue(private_key.public_key())).encode()
 
 
 @pytest.fixture(scope="module")
@@ -140,14 +129,66 @@ def test_an_encrypted_private_key_is_refused_as_a_private_key(
 
 
 @pytest.mark.parametrize(
-    "generate", [lambda: ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate]
+    ("generate", "reason"),
+    [
+        (lambda: ec.generate_private_key(ec.SECP256R1()),
+         "this is an EC key; the ledger verifies RSA2: configure Alipay's RSA2 public key"),
+        (ed25519.Ed25519PrivateKey.generate, "this is not an RSA key; Alipay signs with RSA"),
+    ],
 )
-def test_a_non_rsa_public_key_is_refused(generate: Callable[[], PrivateKeyTypes]) -> None:
-    pem = generate().public_key().public_bytes(Enc.PEM, Pub.SubjectPublicKeyInfo).decode()
-    with pytest.raises(ValueError, match="not an RSA key"):
-        load_public_key(pem)
-    with pytest.raises(ValueError, match="not an RSA key"):
-        load_public_key(pem_body(pem.encode()))
+def test_a_non_rsa_public_key_is_refused(generate: Callable[[], PrivateKeyTypes], reason: str) -> None:
+    text = generate().public_key().public_bytes(Enc.PEM, Pub.SubjectPublicKeyInfo).decode()
+    for form in (text, pem_body(text.encode())):
+        with pytest.raises(ValueError) as caught:
+            load_public_key(form)
+        assert str(caught.value) == reason
+
+
+SM2_CERTIFICATE_REFUSED = ("this is an SM2 (EC) certificate; the ledger verifies RSA2: use the RSA2 certificate "
+                           "alipayCertPublicKey_RSA2.crt")
+AUTHORITY_REFUSED = "this is a root/CA certificate (alipayRootCert.crt); configure Alipay's public-key certificate"
+
+
+@pytest.mark.parametrize("form", [SM2_CERTIFICATE, pem_body(SM2_CERTIFICATE.encode())], ids=["PEM", "bare DER"])
+def test_an_sm2_certificate_given_as_alipays_key_is_refused_as_one(form: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        load_public_key(form)
+    assert str(caught.value) == SM2_CERTIFICATE_REFUSED
+
+
+def test_an_sm2_public_key_is_refused_as_one() -> None:
+    for form in (SM2_PUBLIC_KEY, pem_body(SM2_PUBLIC_KEY.encode())):
+        with pytest.raises(ValueError) as caught:
+            load_public_key(form)
+        assert str(caught.value) == ("this is an SM2 (EC) key; the ledger verifies RSA2: configure Alipay's RSA2 "
+                                     "public key")
+
+
+def test_an_ec_certificate_of_another_curve_is_refused_as_an_ec_certificate() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name("EC leaf")).issuer_name(name("EC CA"))
+                   .public_key(key.public_key()).serial_number(7).not_valid_before(now - timedelta(days=1))
+                   .not_valid_after(now + timedelta(days=30)).sign(key, hashes.SHA256()))
+    with pytest.raises(ValueError) as caught:
+        load_public_key(pem(certificate))
+    assert str(caught.value) == SM2_CERTIFICATE_REFUSED.replace("SM2 (EC)", "EC")
+
+
+def test_a_root_a_ca_or_a_self_issued_certificate_given_as_alipays_key_is_refused_as_one(
+    private_key: rsa.RSAPrivateKey,
+) -> None:
+    root = Authority.root(key=private_key)
+    intermediate = root.intermediate()
+    self_issued = intermediate.issue(private_key.public_key(), issuer=name("Test Alipay Public Key RSA2",
+                                                                            organisation="Test Alipay", unit="Alipay"))
+    for certificate in (root.certificate, intermediate.certificate, self_issued):
+        with pytest.raises(ValueError) as caught:
+            load_public_key(pem(certificate))
+        assert str(caught.value) == AUTHORITY_REFUSED
+    with pytest.raises(ValueError) as caught:
+        load_public_key(SM2_ROOT)
+    assert str(caught.value) == SM2_CERTIFICATE_REFUSED  # an SM2 root is refused for its SM2 first
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from ledger.alipay.sandbox import (
     sign_params,
     trade_notification,
 )
-from ledger.alipay.signature import signed_string, verify
+from ledger.alipay.signature import signed_string, verify, verify_text
 from ledger.domain.errors import SignatureInvalid
 
 APP_ID = "2021000000000001"
@@ -133,6 +133,18 @@ def test_an_unknown_sign_type_fails_even_over_a_valid_v1_signature(
     verify(params, alipay_public)
     with pytest.raises(SignatureInvalid, match="sign_type"):
         verify({**params, "sign_type": sign_type}, alipay_public)
+
+
+def test_an_sm2_notification_is_refused_saying_sm2_is_not_supported(
+    signed: Signer, alipay_public: RSAPublicKey
+) -> None:
+    reason = "sign_type SM2 is not supported: configure the app for RSA2"
+    with pytest.raises(SignatureInvalid) as caught:
+        verify({**signed(), "sign_type": "SM2"}, alipay_public)
+    assert str(caught.value) == reason
+    with pytest.raises(SignatureInvalid) as caught:
+        verify_text(b'{"code":"10000"}', "c2lnbg==", "SM2", alipay_public)
+    assert str(caught.value) == reason
 
 
 def test_the_apps_own_key_instead_of_alipays_fails(
