@@ -1,7 +1,9 @@
 """`ledger audit verify`: re-verify Alipay's signature on every recorded callback, as an auditor would.
 
 A stored callback keeps every parameter exactly as received, so its signature still verifies with Alipay's
-public key; one that does not is evidence that the record was altered after it was written.
+public key; one that does not is evidence that the record was altered after it was written. The messages of
+the message service (MessageReceived, in an order's stream or in one of their own) are Alipay-signed
+evidence too, kept the same way, and checked with them.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from ledger.adapters.eventstore.store import LedgerStore
 from ledger.alipay.signature import verify
 from ledger.config import AlipayApp
 from ledger.domain.errors import SignatureInvalid
+from ledger.domain.message import AppMessage
 from ledger.domain.order import Order
 
 CALLBACK_TOPIC = get_topic(Order.CallbackReceived)  # type: ignore[attr-defined]
+MESSAGE_TOPICS = [get_topic(Order.MessageReceived), get_topic(AppMessage.MessageReceived)]  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ def recorded_callbacks_that_fail(store: LedgerStore, apps: Mapping[str, AlipayAp
                                  counted: list[int] | None = None, page: int = 1000) -> Iterator[Finding]:
     """Every recorded callback whose signature does not verify; `counted` gets the number checked."""
     start, checked = 0, 0
-    while batch := store.recorder.select_notifications(start, page, topics=[CALLBACK_TOPIC],
+    while batch := store.recorder.select_notifications(start, page, topics=[CALLBACK_TOPIC, *MESSAGE_TOPICS],
                                                        inclusive_of_start=False):
         for notification in batch:
             checked += 1
@@ -42,8 +46,10 @@ def recorded_callbacks_that_fail(store: LedgerStore, apps: Mapping[str, AlipayAp
             except Exception as exc:  # an altered record may not even decode
                 yield Finding(notification.id, "", "", "", f"unreadable: {type(exc).__name__}")
                 continue
-            params: dict[str, str] = getattr(event, "params", {})  # a CallbackReceived (the topic selected it)
-            found = Finding(notification.id, params.get("app_id", ""), params.get("out_trade_no", ""),
+            params: dict[str, str] = getattr(event, "params", {})  # a CallbackReceived or MessageReceived
+            # A message names its order in biz_content: the event holds the one it was recorded for, if any.
+            out_trade_no = params.get("out_trade_no") or str(getattr(event, "out_trade_no", ""))
+            found = Finding(notification.id, params.get("app_id", ""), out_trade_no,
                             str(getattr(event, "notify_id", "")), "")
             app = apps.get(found.app_id)
             if app is None:
