@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from projections.callbacks import CallbackLogProjection
 from projections.finance import DailyTotalsProjection, JournalProjection
+from projections.messages import MessagesProjection
 from projections.operations import AlertsProjection, DeliveriesProjection
 from projections.order_status import OrderStatusProjection
 
@@ -19,4 +20,4 @@ def all_projections(*, downstream: bool = True, robots: bool = True) -> list[Pro
     """In dependency order: order_status first, the others look up an order's keys in it. `downstream` and
     `robots`: whether deliveries and alerts have anywhere to go (else their rows say so, not "pending")."""
     return [OrderStatusProjection(), CallbackLogProjection(), DailyTotalsProjection(), JournalProjection(),
-            DeliveriesProjection(downstream=downstream), AlertsProjection(robots=robots)]
+            DeliveriesProjection(downstream=downstream), AlertsProjection(robots=robots), MessagesProjection()]

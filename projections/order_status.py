@@ -31,7 +31,8 @@ def _opened(position: int, e: Any) -> dict[str, Any]:
             "trade_no": None, "status": "PENDING", "registered": False, "registered_amount": None, "subject": "",
             "notified_amount": None, "paid_amount": None, "receipt_amount": None, "refunded_amount": ZERO,
             "amount_mismatch": False, "anomaly": False, "buyer_id": None, "seller_id": None, "gmt_payment": None,
-            "first_callback_at": None, "last_callback_at": None, "callback_count": 0}
+            "first_callback_at": None, "last_callback_at": None, "callback_count": 0,
+            "deposit_back_status": None, "deposited_back_amount": None, "deposit_back_at": None}
 
 
 def _fold(row: dict[str, Any], kind: str, e: Any) -> None:
@@ -58,6 +59,10 @@ def _fold(row: dict[str, Any], kind: str, e: Any) -> None:
         _raise_status(row, "FINISHED")
     elif kind == "TradeClosed":
         _raise_status(row, "CLOSED")
+    elif kind == "RefundDepositedBack":  # the bank leg of a refund booked already: no amount moves here
+        row.update(deposit_back_status=e.dback_status, deposit_back_at=alipay_time(e.bank_ack_time))
+        if e.dback_amount is not None:
+            row["deposited_back_amount"] = (row["deposited_back_amount"] or ZERO) + e.dback_amount
 
 
 class OrderStatusProjection:
