@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import health, notify, operations, orders, parking, quarantine, reports, trade_queries
+from api import health, messages, notify, operations, orders, parking, quarantine, reports, trade_queries
 from api.deadlines import QuietTimeouts
 from api.errors import error_body
 from api.floods import RefusalFloods
@@ -68,6 +68,7 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, refusal_thread
             *operations.routes,
             *parking.routes,
             *quarantine.routes,
+            *messages.routes,
             Route("/api/rejected-callbacks", health.rejected, methods=["GET"]),
             Route("/api/projections", health.projections, methods=["GET"]),
             Route("/healthz", health.healthz, methods=["GET"]),

@@ -12,15 +12,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ledger.domain.errors import LedgerError, Rejected, Unbookable
+from ledger.domain.errors import EncryptedMessage, LedgerError, Rejected, Unbookable
 
 log = logging.getLogger(__name__)
 
 
 def floods_count(exc: LedgerError) -> bool:
     """Whether a refusal counts towards its source's rate: every failed verification, never a notification
-    whose signature verified (an unbookable one is Alipay's own, kept whole in quarantine)."""
-    return isinstance(exc, Rejected) and not isinstance(exc, Unbookable)
+    whose signature verified (an unbookable one is Alipay's own, kept whole in quarantine; an encrypted message
+    is Alipay's too)."""
+    return isinstance(exc, Rejected) and not isinstance(exc, Unbookable | EncryptedMessage)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""`POST /api/alipay/notify`: Alipay's asynchronous notification, answered `success` only once recorded."""
+"""`POST /api/alipay/notify`: Alipay's asynchronous notifications and the messages of its message service,
+answered `success` only once recorded."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ async def notify(request: Request) -> PlainTextResponse:
     cmd = RecordCallback(body=body, remote_addr=remote_address(request))
     try:
         # Verifying is CPU only (about 0.1 ms): done here, it saves a thread hop per callback. This returns
-        # once the batch holding the callback is committed.
+        # once the batch holding the callback is committed (a message of the message service: once its own
+        # commit, made on a thread, is done).
         await service.record(service.verify(cmd))
     except (Rejected, UnknownOrder) as exc:
         if floods_count(exc) and not request.app.state.refusal_floods.admit(cmd.remote_addr):

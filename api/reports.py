@@ -66,19 +66,19 @@ async def daily(request: Request) -> Response:
                        "days": [{**day, "day": day["day"].isoformat()} for day in days], "totals": totals})
 
 
-def cursor_after(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"order:{last_id}".encode()).decode().rstrip("=")
+def cursor_after(last_id: int, kind: str = "order") -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
 
 
-def _after_id(text: str | None) -> int | None:
+def _after_id(text: str | None, kind: str = "order") -> int | None:
     if text is None:
         return None
     try:
         raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True).decode("ascii")
     except ValueError:  # binascii.Error and UnicodeDecodeError both are
         raw = ""
-    kind, _, number = raw.partition(":")
-    if kind != "order" or not re.fullmatch(r"[0-9]{1,18}", number):
+    given, _, number = raw.partition(":")
+    if given != kind or not re.fullmatch(r"[0-9]{1,18}", number):
         raise InvalidRequest("cursor is not one this API gave out: pass next_cursor back unchanged")
     return int(number)
 

@@ -124,7 +124,8 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
     service = LedgerService(store, lock, rejections, settings.apps, intake=_intake(settings, store, lock, metrics),
                             clock=clock, alert=alerting.raise_alert,
                             signature_burst=BurstCounter(settings.signature_alert_threshold), metrics=metrics,
-                            quarantine=SqlQuarantineLog(engine) if engine else MemoryQuarantineLog())
+                            quarantine=SqlQuarantineLog(engine) if engine else MemoryQuarantineLog(),
+                            max_copies=settings.max_copies)
     closers.append(service.close)
     ledger = Ledger(settings, store, lock, rejections, service, engine, None, closers, clock, broker, alerting)
     ledger.metrics = metrics

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from projections.callbacks import CallbackLogProjection
 from projections.finance import DailyTotalsProjection, JournalProjection
+from projections.messages import MessagesProjection
 from projections.operations import AlertsProjection, DeliveriesProjection
 from projections.order_status import OrderStatusProjection
 
@@ -22,5 +23,5 @@ def all_projections(*, downstream: bool = True, robots: bool = True,
     `robots`: whether deliveries and alerts have anywhere to go (else their rows say so, not "pending");
     `query_schedule`: when a pending order is next asked about (LEDGER_QUERY_SCHEDULE)."""
     return [OrderStatusProjection(query_schedule=query_schedule), CallbackLogProjection(), DailyTotalsProjection(),
-            JournalProjection(),
-            DeliveriesProjection(downstream=downstream), AlertsProjection(robots=robots)]
+            JournalProjection(), DeliveriesProjection(downstream=downstream), AlertsProjection(robots=robots),
+            MessagesProjection()]

@@ -35,7 +35,8 @@ def _opened(position: int, e: Any) -> dict[str, Any]:
             "amount_mismatch": False, "anomaly": False, "buyer_id": None, "seller_id": None, "gmt_payment": None,
             "first_callback_at": None, "last_callback_at": None, "callback_count": 0,
             "paid_via": None, "registered_at": None, "query_count": 0, "query_step": 0, "next_query_at": None,
-            "last_query_at": None, "last_query_result": None, "queries_exhausted": False}
+            "last_query_at": None, "last_query_result": None, "queries_exhausted": False,
+            "deposit_back_status": None, "deposited_back_amount": None, "deposit_back_at": None}
 
 
 def _fold(row: dict[str, Any], kind: str, e: Any) -> None:
@@ -62,6 +63,10 @@ def _fold(row: dict[str, Any], kind: str, e: Any) -> None:
         _raise_status(row, "FINISHED")
     elif kind == "TradeClosed":
         _raise_status(row, "CLOSED")
+    elif kind == "RefundDepositedBack":  # the bank leg of a refund booked already: no amount moves here
+        row.update(deposit_back_status=e.dback_status, deposit_back_at=alipay_time(e.bank_ack_time))
+        if e.dback_amount is not None:
+            row["deposited_back_amount"] = (row["deposited_back_amount"] or ZERO) + e.dback_amount
 
 
 def _fold_queries(row: dict[str, Any], kind: str, e: Any, schedule: Sequence[float]) -> None:

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from ledger.adapters.sql.engine import UtcDateTime
 from ledger.domain.limits import APP_ID_MAX, ID_MAX, NOTIFY_ID_MAX
+from ledger.domain.message import MSG_METHOD_MAX
 
 # Columns are sized from Alipay's limits (ledger.domain.limits), which the domain enforces: nothing that
 # reaches a projection is ever truncated or refused for its length.
@@ -41,6 +42,12 @@ order_status = sa.Table(
     sa.Column("first_callback_at", UTC_TIME),
     sa.Column("last_callback_at", UTC_TIME),
     sa.Column("callback_count", sa.Integer, nullable=False),
+    # The bank leg of its refunds (the message service's RefundDepositedBack): the last one's status, S (the
+    # money reached the buyer's bank card) or F (it went to the buyer's Alipay balance instead), the sum that
+    # reached bank cards, and the bank's time of the last one.
+    sa.Column("deposit_back_status", sa.String(1)),
+    sa.Column("deposited_back_amount", MONEY),
+    sa.Column("deposit_back_at", UTC_TIME),
     sa.Column("last_version", sa.Integer, nullable=False),
     sa.Column("updated_at", UTC_TIME, nullable=False),
     # Asking Alipay (trade queries): how the payment became known, the schedule's next step, what was answered.
@@ -103,6 +110,27 @@ journal_entries = sa.Table(
 )
 
 
+# Every recorded message of Alipay's message service, in an order's stream or in one of its own.
+messages = sa.Table(
+    "messages", metadata,
+    sa.Column("position", ID, primary_key=True, autoincrement=False),
+    sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("auth_app_id", sa.String(ID_MAX), nullable=False),  # a service provider's merchant, or ""
+    sa.Column("notify_id", sa.String(NOTIFY_ID_MAX), nullable=False),
+    sa.Column("msg_method", sa.String(MSG_METHOD_MAX), nullable=False),
+    sa.Column("out_trade_no", sa.String(ID_MAX)),  # the order biz_content names, if any
+    sa.Column("stream_id", sa.String(36), nullable=False),  # the order's, or the message's own
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("received_at", UTC_TIME, nullable=False),
+    sa.Column("remote_addr", sa.String(64), nullable=False),
+    sa.Column("duplicate", sa.Boolean, nullable=False),
+    sa.Column("applied", sa.Boolean, nullable=False),  # it changed its order; false: recorded only
+    sa.UniqueConstraint("stream_id", "version", name="uq_messages_event"),
+    sa.Index("ix_messages_method", "msg_method", "position"),
+    sa.Index("ix_messages_received", "received_at"),
+)
+
+
 deliveries = sa.Table(
     "deliveries", metadata,
     sa.Column("order_id", sa.String(36), primary_key=True),
@@ -138,7 +166,8 @@ projection_positions = sa.Table(
     sa.Column("updated_at", UTC_TIME, nullable=False),
 )
 
-PROJECTED = {t.name: t for t in (order_status, callback_log, daily_totals, journal_entries, deliveries, alerts)}
+PROJECTED = {t.name: t for t in (order_status, callback_log, daily_totals, journal_entries, deliveries, alerts,
+                                 messages)}
 
 # Streams the read side holds back: an event that no projection step could apply (after its retries) parks
 # its stream here, with its later events, while every other stream goes on (projections.runner).

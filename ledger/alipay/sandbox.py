@@ -5,7 +5,10 @@ Used by `ledger simulate` and the tests; never on the path of a real notificatio
 
 import base64
 import hashlib
+import json
+import time
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
@@ -15,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 
 from ledger.alipay.form import codec_for
 from ledger.alipay.signature import HASHES, signed_string
+from ledger.domain.message import DEPOSIT_BACK
 
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -58,6 +62,13 @@ def encode_form(params: dict[str, str]) -> bytes:
     return urlencode(params, encoding=_codec(params)).encode("ascii")
 
 
+def sandbox_trade_no(out_trade_no: str) -> str:
+    """Alipay's trade number for the order: re-sends and later notifications of one trade carry the same one,
+    as Alipay's do."""
+    digest = hashlib.sha1(out_trade_no.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return "2026" + str(int(digest, 16) % 10**24).zfill(24)
+
+
 def trade_notification(
     app_id: str,
     out_trade_no: str,
@@ -71,8 +82,6 @@ def trade_notification(
 ) -> dict[str, str]:
     """An unsigned trade_status_sync notification; `extra` adds or overrides fields, None removes one."""
     now = datetime.now(CHINA_STANDARD_TIME).replace(microsecond=0)
-    # Re-sends and later notifications of one trade carry the same trade_no, as Alipay's do.
-    digest = hashlib.sha1(out_trade_no.encode("utf-8"), usedforsecurity=False).hexdigest()
     params = {
         "notify_time": now.strftime(_TIME_FORMAT),
         "notify_type": "trade_status_sync",
@@ -80,7 +89,7 @@ def trade_notification(
         "app_id": app_id,
         "charset": charset,
         "version": "1.0",
-        "trade_no": "2026" + str(int(digest, 16) % 10**24).zfill(24),
+        "trade_no": sandbox_trade_no(out_trade_no),
         "out_trade_no": out_trade_no,
         "trade_status": trade_status,
         "total_amount": total_amount,
@@ -92,6 +101,52 @@ def trade_notification(
         "gmt_create": (now - timedelta(minutes=1)).strftime(_TIME_FORMAT),
         "gmt_payment": (now - timedelta(seconds=30)).strftime(_TIME_FORMAT),
     }
+    return _amended(params, extra)
+
+
+def message_notification(
+    app_id: str,
+    msg_method: str,
+    biz_content: Mapping[str, object] | str,
+    *,
+    charset: str = "utf-8",
+    notify_id: str | None = None,
+    **extra: str | None,
+) -> dict[str, str]:
+    """An unsigned message of the open-platform message service (version 1.1, as Alipay sends them to the app's
+    gateway URL): `biz_content` a JSON object, or its text as is; `extra` adds fields (`msg_app_id` for a
+    service provider's merchant, the legacy `notify_type`, `notify_time`, `auth_app_id`), None removes one."""
+    params = {
+        "notify_id": notify_id if notify_id is not None else uuid.uuid4().hex,
+        "utc_timestamp": str(int(time.time() * 1000)),
+        "msg_method": msg_method,
+        "app_id": app_id,
+        "version": "1.1",
+        "charset": charset,
+        "msg_type": "sys",
+        "biz_content": biz_content if isinstance(biz_content, str)
+        else json.dumps(biz_content, ensure_ascii=False, separators=(",", ":")),
+    }
+    return _amended(params, extra)
+
+
+def deposit_back_message(app_id: str, out_trade_no: str, out_request_no: str, *, dback_status: str = "S",
+                         dback_amount: str = "88.00", charset: str = "utf-8", notify_id: str | None = None,
+                         **extra: str | None) -> dict[str, str]:
+    """An unsigned `alipay.trade.refund.depositback.completed`: the refund `out_request_no` of the order reached
+    the buyer's bank card (S, with its amount) or went to the buyer's Alipay balance (F, no amount)."""
+    now = datetime.now(CHINA_STANDARD_TIME).replace(microsecond=0)
+    biz = {"trade_no": sandbox_trade_no(out_trade_no), "out_trade_no": out_trade_no,
+           "out_request_no": out_request_no, "dback_status": dback_status,
+           "bank_ack_time": now.strftime(_TIME_FORMAT),
+           "est_bank_receipt_time": (now + timedelta(days=1)).strftime(_TIME_FORMAT)}
+    if dback_status == "S":
+        biz["dback_amount"] = dback_amount
+    return message_notification(app_id, DEPOSIT_BACK, biz, charset=charset,
+                                notify_id=notify_id, **extra)
+
+
+def _amended(params: dict[str, str], extra: Mapping[str, str | None]) -> dict[str, str]:
     for key, value in extra.items():
         if value is None:
             params.pop(key, None)

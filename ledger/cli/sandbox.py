@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import urllib.error
@@ -36,6 +37,9 @@ def add_commands(commands: Commands, common: argparse.ArgumentParser, formatter:
     sim.add_argument("--out-biz-no", help="with a refund: the merchant's refund number")
     sim.add_argument("--charset", default="utf-8", help="the charset the notification declares and is encoded in")
     sim.add_argument("--repeat", type=int, default=1, help="send the same notification this many times")
+    sim.add_argument("--msg-method", help="send a message of the message service instead, such as "
+                                          "alipay.trade.refund.depositback.completed")
+    sim.add_argument("--biz-content", default="{}", help="with --msg-method: the message's biz_content, a JSON object")
     sim.set_defaults(run=_simulate)
 
 
@@ -53,13 +57,18 @@ def _simulate(args: argparse.Namespace, settings: object) -> int:
 
     if not args.app_id:
         raise SettingsError("give --app-id or set LEDGER_ALIPAY_APP_ID")
+    if args.msg_method:
+        try:
+            json.loads(args.biz_content)
+        except ValueError:
+            raise SettingsError(f"--biz-content is not JSON: {args.biz_content[:80]!r}") from None
     if not args.private_key.is_file():
         raise SettingsError(f"no private key at {args.private_key}: make one with `ledger keygen`")
     try:
         answers = simulate(args.url, args.private_key, args.app_id, out_trade_no=args.out_trade_no,
                            repeat=args.repeat, trade_status=args.trade_status, total_amount=args.total_amount,
                            seller_id=args.seller_id, refund_fee=args.refund_fee, out_biz_no=args.out_biz_no,
-                           charset=args.charset)
+                           charset=args.charset, msg_method=args.msg_method, biz_content=args.biz_content)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         print(f"ledger: cannot reach {args.url}: {reason} (is `ledger serve` running there?)", file=sys.stderr)

@@ -11,6 +11,7 @@ from ledger.alipay.sandbox import (
     encode_form,
     generate_key_pair,
     load_private_key,
+    message_notification,
     sign_params,
     trade_notification,
 )
@@ -42,10 +43,15 @@ def post(url: str, body: bytes, timeout: float = 10) -> tuple[int, str]:
 
 
 def simulate(url: str, private_key_path: Path, app_id: str, *, out_trade_no: str | None = None,
-             repeat: int = 1, **fields: str | None) -> list[tuple[int, str]]:
-    """Sign one notification exactly as Alipay does and post it `repeat` times (as Alipay re-sends)."""
+             repeat: int = 1, msg_method: str | None = None, biz_content: str = "{}",
+             **fields: str | None) -> list[tuple[int, str]]:
+    """Sign one notification exactly as Alipay does and post it `repeat` times (as Alipay re-sends). With
+    `msg_method`, a message of the message service carrying `biz_content` instead of a trade notification."""
     key = load_private_key(private_key_path.read_bytes())
-    params = trade_notification(app_id, out_trade_no or f"SIM{uuid.uuid4().hex[:16].upper()}",
-                                **{k: v for k, v in fields.items() if v is not None})
+    if msg_method:
+        params = message_notification(app_id, msg_method, biz_content, charset=fields.get("charset") or "utf-8")
+    else:
+        params = trade_notification(app_id, out_trade_no or f"SIM{uuid.uuid4().hex[:16].upper()}",
+                                    **{k: v for k, v in fields.items() if v is not None})
     body = encode_form(sign_params(params, key))
     return [post(url, body) for _ in range(repeat)]

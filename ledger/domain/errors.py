@@ -46,6 +46,13 @@ class SellerMismatch(Rejected):
     reason = "seller_mismatch"
 
 
+class EncryptedMessage(Rejected):
+    """A message of Alipay's message service whose biz_content is AES-encrypted (`encrypt_type`): the ledger
+    holds no AES key to read it, so it is refused and Alipay sends it again."""
+
+    reason = "aes_encrypted"
+
+
 class Unbookable(Rejected):
     """The notification's signature verified, but what it says lies beyond Alipay's own limits (or has no
     order, status or amount the ledger can book): kept whole in quarantine for an operator, never booked."""

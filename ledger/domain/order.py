@@ -5,8 +5,8 @@ empty, and the stream id is what it always was.
 
 Public methods decide (comparisons, amounts, idempotency); private `@event` methods only record, because
 they run again on every replay. State changes are facts that happen at most once each (payment, finish,
-close, one refund per out_biz_no), so any interleaving or duplication of the same notifications ends in
-the same state, and the status never goes backwards.
+close, one refund per out_biz_no, one deposit-back per out_request_no), so any interleaving or duplication
+of the same notifications ends in the same state, and the status never goes backwards.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger.domain import outbox
 from ledger.domain.errors import InvalidRequest, NothingToDo, OrderConflict
+from ledger.domain.message import MessageNotice
 from ledger.domain.notice import TradeNotice, merchant_of
 from ledger.domain.trade_query import QueryAnswer, answer_disagrees, disagreement
 
@@ -66,6 +67,8 @@ class Order(Aggregate):
         self.query_taken: dict[int, datetime] = {}  # step -> when a worker took it
         self.queried: dict[str, Any] | None = None  # what the last trade query answered
         self.queries_exhausted = False
+        self.messages: dict[str, int] = {}  # a message's notify_id -> deliveries recorded (ledger.domain.message)
+        self.deposit_backs: dict[str, str] = {}  # a refund's out_request_no -> how its bank leg ended (S or F)
 
     @property
     def status(self) -> Status:
@@ -177,6 +180,27 @@ class Order(Aggregate):
     def _after_step(self, step: int | None, last: bool) -> None:
         if step is not None and last and self.status == Status.PENDING and not self.queries_exhausted:
             self._exhaust(steps=self.query_steps)
+
+    # -- the message service (ledger.domain.message) ---------------------------------------------
+
+    def receive_message(self, message: MessageNotice, params: dict[str, str], *, delivery_id: str,
+                        received_at: datetime, remote_addr: str, max_copies: int = DEFAULT_MAX_COPIES,
+                        key: str = "") -> bool:
+        """Record one verified message about this order, then apply it once: a refund's deposit-back is one fact
+        per out_request_no, whatever copies or later messages say. False, as for `receive`, for a copy beyond
+        `max_copies`. Nothing is posted: the refund itself was booked when it was made."""
+        if self.messages.get(message.notify_id, 0) >= max_copies:
+            return False
+        self._receive_message(params=dict(params), notify_id=message.notify_id, msg_method=message.msg_method,
+                              out_trade_no=self.out_trade_no, delivery_id=delivery_id, received_at=received_at,
+                              remote_addr=remote_addr, duplicate=message.notify_id in self.messages, key=key)
+        back = message.deposit_back
+        if back is not None and back.out_request_no not in self.deposit_backs:
+            self._deposit_back(out_request_no=back.out_request_no, dback_status=back.dback_status,
+                               dback_amount=back.dback_amount, bank_ack_time=back.bank_ack_time,
+                               est_bank_receipt_time=back.est_bank_receipt_time, trade_no=back.trade_no,
+                               notify_id=message.notify_id)
+        return True
 
     # -- delivery of changes to the merchant's system ---------------------------------------------
 
@@ -322,6 +346,17 @@ class Order(Aggregate):
     @event("QueriesExhausted")
     def _exhaust(self, steps: int) -> None:
         self.queries_exhausted = True
+
+    @event("MessageReceived")
+    def _receive_message(self, params: dict[str, str], notify_id: str, msg_method: str, out_trade_no: str,
+                         delivery_id: str, received_at: datetime, remote_addr: str, duplicate: bool,
+                         key: str = "") -> None:
+        self.messages[notify_id] = self.messages.get(notify_id, 0) + 1
+
+    @event("RefundDepositedBack")
+    def _deposit_back(self, out_request_no: str, dback_status: str, dback_amount: Decimal | None,
+                      bank_ack_time: str, est_bank_receipt_time: str, trade_no: str, notify_id: str) -> None:
+        self.deposit_backs[out_request_no] = dback_status
 
     @event("DeliveryAttempted")
     def _attempt(self, change: str, attempt: int, started_at: datetime) -> None:

@@ -31,6 +31,7 @@ from ledger.alipay.form import parse_notification
 from ledger.alipay.signature import verify
 from ledger.config import AlipayApp
 from ledger.domain.errors import (
+    EncryptedMessage,
     InvalidRequest,
     OrderNotFound,
     Rejected,
@@ -40,10 +41,12 @@ from ledger.domain.errors import (
     UnknownApp,
     UnknownOrder,
 )
+from ledger.domain.message import MessageNotice, is_message
 from ledger.domain.notice import TradeNotice
-from ledger.domain.order import Order
+from ledger.domain.order import DEFAULT_MAX_COPIES, Order
 from ledger.service.memo import VerifiedMemo
-from ledger.service.ports import Intake, OrderLock, Recorded, Verified
+from ledger.service.messages import record_message
+from ledger.service.ports import Intake, OrderLock, Recorded, RecordedMessage, Verified, VerifiedMessage
 from ledger.service.saving import save_with_retries
 
 log = logging.getLogger(__name__)
@@ -77,13 +80,16 @@ class LedgerService:
                  apps: Mapping[str, AlipayApp], *, intake: Intake,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  alert: Callable[..., bool] | None = None, signature_burst: Any = None,
-                 metrics: Metrics | None = None, quarantine: QuarantineLog | None = None) -> None:
+                 metrics: Metrics | None = None, quarantine: QuarantineLog | None = None,
+                 max_copies: int = DEFAULT_MAX_COPIES) -> None:
         """`intake`: records verified callbacks (the group commit, ledger.intake, chosen by the composition
-        root); `metrics` are shared with it."""
+        root); `metrics` are shared with it. `max_copies`: of one message's notify_id, recorded (the intake
+        has its own for trade notifications)."""
         self.store, self.lock, self.rejections, self.apps, self.intake = store, lock, rejections, apps, intake
         self.quarantine = quarantine if quarantine is not None else MemoryQuarantineLog()
         self.clock, self.alert, self.signature_burst = clock, alert, signature_burst
         self.metrics = metrics or Metrics()
+        self.max_copies = max_copies
         self._checked = VerifiedMemo(self._check)
         self._own_loop = _LoopThread()  # for sync callers: the CLI, jobs, tests
 
@@ -96,22 +102,29 @@ class LedgerService:
         """On the serving loop as it shuts down: commit what it queued, close its connections."""
         await self.intake.stop()
 
-    def record_callback(self, cmd: RecordCallback) -> Recorded:
+    def record_callback(self, cmd: RecordCallback) -> Recorded | RecordedMessage:
         """Verify, record, and return once the commit that holds the callback is done (blocking: for callers
-        on a thread, through an event loop the service keeps for them)."""
+        on a thread, through an event loop the service keeps for them). A message of the message service is
+        recorded on the calling thread."""
         try:
-            return self._own_loop.run(self.intake.record(self.verify(cmd)))
+            verified = self.verify(cmd)
+            if isinstance(verified, VerifiedMessage):
+                return self.record_message(verified)
+            return self._own_loop.run(self.intake.record(verified))
         except (Rejected, UnknownOrder) as exc:
             self.refuse(cmd, exc)
             raise
 
-    def verify(self, cmd: RecordCallback) -> Verified:
-        """Signature and merchant checks, CPU only: raises Rejected (then pass it to `refuse`)."""
+    def verify(self, cmd: RecordCallback) -> Verified | VerifiedMessage:
+        """Signature and merchant checks, CPU only: raises Rejected (then pass it to `refuse`). A trade
+        notification, or a message of the message service (ledger.domain.message)."""
         received_at = self.clock()
         notice, params, key = self._checked(cmd.body)
+        if isinstance(notice, MessageNotice):
+            return VerifiedMessage(notice, params, received_at, cmd.remote_addr, uuid4().hex, key)
         return Verified(notice, params, received_at, cmd.remote_addr, uuid4().hex, key)
 
-    def _check(self, body: bytes) -> tuple[TradeNotice, dict[str, str], str]:
+    def _check(self, body: bytes) -> tuple[TradeNotice | MessageNotice, dict[str, str], str]:
         """The parsed notification (its params are shared by every copy: never change them).
 
         What is recorded is the canonical form: parameters with an empty value are dropped. They lie outside
@@ -121,19 +134,35 @@ class LedgerService:
         app = self.apps.get(params.get("app_id", ""))
         if app is None:
             raise UnknownApp(f"no Alipay key is configured for app_id {params.get('app_id')!r}"[:300])
+        # A message of the message service is signed as a trade notification is: verified over all parameters
+        # but sign and sign_type (V1), then with sign_type (V2), as alipay paylink's AlipayNotifyClient and
+        # telmochan/ant-open-sdk's AbstractBaseSecurityManger verify messages.
         key = verify(params, app.keys).fingerprint
-        if app.seller_id and params.get("seller_id") != app.seller_id:
+        message = is_message(params)
+        if message and params.get("encrypt_type"):
+            raise EncryptedMessage(f"biz_content is encrypted ({params['encrypt_type']!r}, AES): no AES key is "
+                                   "configured to read it"[:300])
+        # A message names no seller: the seller check is for trade notifications.
+        if not message and app.seller_id and params.get("seller_id") != app.seller_id:
             raise SellerMismatch(f"seller_id {params.get('seller_id')!r} is not this merchant's seller"[:300])
         params = {key: value for key, value in params.items() if value}
         try:
-            return TradeNotice.from_params(params), params, key
+            return (MessageNotice if message else TradeNotice).from_params(params), params, key
         except InvalidRequest as exc:  # Alipay's, but nothing the ledger can book
             raise Unbookable(f"{exc.reason}: {exc}", params) from exc
 
-    async def record(self, verified: Verified) -> Recorded:
+    async def record(self, verified: Verified | VerifiedMessage) -> Recorded | RecordedMessage:
         """Record a verified callback with the next group commit, awaited on an event loop: the HTTP endpoint's
-        way in. Raises UnknownOrder in strict mode (pass that to `refuse` too), or a RetryLater."""
+        way in. Raises UnknownOrder in strict mode (pass that to `refuse` too), or a RetryLater. A message is
+        saved alone, on a thread of the loop's default executor (`record_message`)."""
+        if isinstance(verified, VerifiedMessage):
+            return await asyncio.to_thread(self.record_message, verified)
         return await self.intake.record(verified)
+
+    def record_message(self, verified: VerifiedMessage) -> RecordedMessage:
+        """Record a verified message of the message service and apply what the ledger knows of it, under its
+        order's lock (blocking; ledger.service.messages). Raises a RetryLater when nothing was recorded."""
+        return record_message(self.store, self.lock, verified, max_copies=self.max_copies, metrics=self.metrics)
 
     def register_order(self, cmd: RegisterOrder) -> Registered:
         def register(order: Order) -> bool:

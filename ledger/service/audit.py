@@ -5,6 +5,8 @@ public key; one that does not is evidence that the record was altered after it w
 verified with the key that verified it on arrival (its recorded fingerprint, `key`), found among the app's
 configured keys or the retired ones an auditor gives; one recorded before fingerprints were (`key` empty)
 with every key known.
+The messages of the message service (MessageReceived, in an order's stream or in one of their own) are
+Alipay-signed evidence too, kept the same way, and checked with them.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from ledger.alipay.keyring import AlipayKey, KeyRing
 from ledger.alipay.signature import verify
 from ledger.config import AlipayApp
 from ledger.domain.errors import SignatureInvalid
+from ledger.domain.message import AppMessage
 from ledger.domain.order import Order
 
 CALLBACK_TOPIC = get_topic(Order.CallbackReceived)  # type: ignore[attr-defined]
+MESSAGE_TOPICS = [get_topic(Order.MessageReceived), get_topic(AppMessage.MessageReceived)]  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ def recorded_callbacks_that_fail(store: LedgerStore, apps: Mapping[str, AlipayAp
     """Every recorded callback whose signature does not verify, or whose verifying key is not known: neither
     configured for its app nor `given` (retired keys the auditor keeps); `counted` gets the number checked."""
     start, checked = 0, 0
-    while batch := store.recorder.select_notifications(start, page, topics=[CALLBACK_TOPIC],
+    while batch := store.recorder.select_notifications(start, page, topics=[CALLBACK_TOPIC, *MESSAGE_TOPICS],
                                                        inclusive_of_start=False):
         for notification in batch:
             checked += 1
@@ -49,8 +53,10 @@ def recorded_callbacks_that_fail(store: LedgerStore, apps: Mapping[str, AlipayAp
             except Exception as exc:  # an altered record may not even decode
                 yield Finding(notification.id, "", "", "", f"unreadable: {type(exc).__name__}")
                 continue
-            params: dict[str, str] = getattr(event, "params", {})  # a CallbackReceived (the topic selected it)
-            found = Finding(notification.id, params.get("app_id", ""), params.get("out_trade_no", ""),
+            params: dict[str, str] = getattr(event, "params", {})  # a CallbackReceived or MessageReceived
+            # A message names its order in biz_content: the event holds the one it was recorded for, if any.
+            out_trade_no = params.get("out_trade_no") or str(getattr(event, "out_trade_no", ""))
+            found = Finding(notification.id, params.get("app_id", ""), out_trade_no,
                             str(getattr(event, "notify_id", "")), "")
             app = apps.get(found.app_id)
             problem = _problem(params, str(getattr(event, "key", "")), getattr(event, "received_at", None),

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from ledger.adapters.locks.holds import AsyncOrderLock, LockHold, ManyHold
+from ledger.domain.message import MessageNotice
 from ledger.domain.notice import TradeNotice
 
 
@@ -28,6 +29,30 @@ class Verified:
     remote_addr: str
     delivery_id: str
     key: str = ""  # the fingerprint of the Alipay key that verified it (ledger.alipay.keyring)
+
+
+@dataclass(frozen=True)
+class VerifiedMessage:
+    """A message of Alipay's message service whose signature checked out, ready to be recorded."""
+
+    message: MessageNotice
+    params: dict[str, str]
+    received_at: datetime
+    remote_addr: str
+    delivery_id: str
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class RecordedMessage:
+    stream_id: UUID  # the order's stream, or the message's own (ledger.domain.message.AppMessage)
+    notify_id: str
+    out_trade_no: str  # of the order that holds it; "" in a stream of its own
+    version: int
+    applied: bool  # it changed the order (a deposit-back new to it); False: recorded only
+    recorded: bool  # False: a copy beyond LEDGER_MAX_COPIES, answered and counted, not recorded
+    degraded: bool
+    position: int
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Decide and save one order until its stream's version check passes: the fence behind every lock, and the
 one reload-decide-save loop of every append outside the group commit's batches (operators' commands,
-registrations, deliveries, and a batch's order redone alone after a conflict).
+registrations, deliveries, messages of Alipay's message service, and a batch's order redone alone after a
+conflict).
 
 A conflict (another writer appended first: a lock that expired, Redis down) reloads the order and runs
 the decision again, a bounded number of times, with jitter so that colliding writers spread out. Neither
@@ -19,27 +20,29 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from ledger.adapters.eventstore.store import LedgerStore
 from ledger.adapters.metrics import Metrics
 from ledger.domain.errors import StorageUnavailable, TooManyConflicts
-from ledger.domain.order import Order
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
 
 
 @dataclass(frozen=True)
-class Saved(Generic[T]):
-    order: Order
+class Saved(Generic[A, T]):
+    order: A  # an Order, or another aggregate saved the same way (ledger.domain.message.AppMessage)
     decision: T  # what `decide` returned, on the state that was saved
     position: int  # a log position at or after the order's last event
 
 
-def save_with_retries(store: LedgerStore, order_id: UUID, decide: Callable[[Order], T], *,
-                      create: Callable[[], Order] | None = None, metrics: Metrics | None = None) -> Saved[T] | None:
+def save_with_retries(store: LedgerStore, order_id: UUID, decide: Callable[[A], T], *,
+                      create: Callable[[], A] | None = None, metrics: Metrics | None = None) -> Saved[A, T] | None:
     """Load the order (or `create` it; None if there is no such order and no `create`), `decide` on it, and
     save its new events; on a conflict, again on the newer state. Raises StorageUnavailable, TooManyConflicts,
     or what `decide` or `create` raise."""
@@ -47,7 +50,10 @@ def save_with_retries(store: LedgerStore, order_id: UUID, decide: Callable[[Orde
         if attempt:
             time.sleep(random.uniform(0, 0.005 * 2**attempt))
         try:
-            order = store.get_order(order_id)
+            try:
+                order: A | None = store.repository.get(order_id)  # an Order unless the caller's types say so
+            except AggregateNotFoundError:
+                order = None
             loaded = order.version if order else 0
             if order is None:
                 if create is None:

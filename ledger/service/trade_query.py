@@ -59,8 +59,10 @@ class QueryService:
     def run_step(self, order_id: str, step: int) -> str:
         """Scheduled step `step` of an order (the `query` actor): taken, asked, recorded; or `not_due` when
         the order no longer waits, the step is done, or another worker holds it."""
-        taken = save_with_retries(self.store, UUID(order_id),
-                                  lambda order: order.take_query_step(step, self.clock(), self.lease))
+        def take(order: Order) -> bool:
+            return order.take_query_step(step, self.clock(), self.lease)
+
+        taken = save_with_retries(self.store, UUID(order_id), take)
         if taken is None or not taken.decision:
             return "not_due"
         order = taken.order

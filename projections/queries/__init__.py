@@ -1,6 +1,7 @@
 """Every SQL read of the read model, by concern, alike on SQLite and PostgreSQL: orders, reports, positions
-(reading your writes), operations (the manual queue, overdue deliveries, alerts) and gauges. Callers (the API,
-the CLI, the sweep, the alert sender, the metrics through bootstrap) call these, never the tables."""
+(reading your writes), operations (the manual queue, overdue deliveries, alerts), messages (of Alipay's message
+service) and gauges. Callers (the API, the CLI, the sweep, the alert sender, the metrics through bootstrap) call
+these, never the tables."""
 
 from projections.queries.orders import ORDER_COLUMNS, iter_orders, list_orders, order_row
 from projections.queries.positions import position_reached, reached

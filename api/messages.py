@@ -1,0 +1,48 @@
+"""`GET /api/messages`: operators' list of the recorded messages of Alipay's message service (the `messages`
+table), paged by keyset like the order listing, as JSON or CSV."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.auth import require
+from api.csvstream import csv_chunks, csv_download
+from api.orders import positive_int
+from api.reports import MAX_LIMIT, _after_id, _app_id, _engine, _is_csv, _moment, _params, cursor_after
+from api.views import LedgerJSON
+from ledger.domain.errors import InvalidRequest
+from ledger.domain.limits import check_text
+from ledger.domain.message import MSG_METHOD_MAX
+from projections.queries.messages import MESSAGE_COLUMNS, iter_messages, list_messages
+
+_PARAMS = {"msg_method", "app_id", "from", "to", "limit", "cursor", "format"}
+CURSOR_KIND = "message"
+
+
+async def messages(request: Request) -> Response:
+    require(request, "operator")
+    params = _params(request, _PARAMS)
+    msg_method = params.get("msg_method")
+    if msg_method is not None:
+        check_text(msg_method, field="msg_method", most=MSG_METHOD_MAX, required=True)
+    filters: dict[str, Any] = {"msg_method": msg_method, "app_id": _app_id(params),
+                               "received_from": _moment(params, "from"), "received_to": _moment(params, "to")}
+    if filters["received_from"] and filters["received_to"] and filters["received_to"] <= filters["received_from"]:
+        raise InvalidRequest("to must be later than from (from is inclusive, to exclusive)")
+    after, csv = _after_id(params.get("cursor"), CURSOR_KIND), _is_csv(params)
+    limit = positive_int(params.get("limit", "100"), "limit", most=MAX_LIMIT)
+    engine = _engine(request)
+    if csv:  # every matching row after the cursor, whatever the limit
+        return csv_download(csv_chunks(MESSAGE_COLUMNS, iter_messages(engine, **filters, after_position=after)),
+                            "messages.csv")
+    rows = await run_in_threadpool(lambda: list_messages(engine, **filters, after_position=after, limit=limit))
+    return LedgerJSON({"messages": rows,
+                       "next_cursor": cursor_after(rows[-1]["position"], CURSOR_KIND) if len(rows) == limit else None})
+
+
+routes = [Route("/api/messages", messages, methods=["GET"])]
