@@ -6,7 +6,7 @@ Used by `ledger simulate` and the tests; never on the path of a real notificatio
 import base64
 import hashlib
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives import serialization
@@ -14,10 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 
 from ledger.alipay.form import codec_for
+from ledger.alipay.request import CHINA_STANDARD_TIME
 from ledger.alipay.signature import HASHES, signed_string
 
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+BUYER_ID = "2088102000000002"
 
 
 def generate_key_pair() -> tuple[bytes, str]:
@@ -71,8 +72,6 @@ def trade_notification(
 ) -> dict[str, str]:
     """An unsigned trade_status_sync notification; `extra` adds or overrides fields, None removes one."""
     now = datetime.now(CHINA_STANDARD_TIME).replace(microsecond=0)
-    # Re-sends and later notifications of one trade carry the same trade_no, as Alipay's do.
-    digest = hashlib.sha1(out_trade_no.encode("utf-8"), usedforsecurity=False).hexdigest()
     params = {
         "notify_time": now.strftime(_TIME_FORMAT),
         "notify_type": "trade_status_sync",
@@ -80,13 +79,13 @@ def trade_notification(
         "app_id": app_id,
         "charset": charset,
         "version": "1.0",
-        "trade_no": "2026" + str(int(digest, 16) % 10**24).zfill(24),
+        "trade_no": trade_number(out_trade_no),
         "out_trade_no": out_trade_no,
         "trade_status": trade_status,
         "total_amount": total_amount,
         "receipt_amount": total_amount,
         "buyer_pay_amount": total_amount,
-        "buyer_id": "2088102000000002",
+        "buyer_id": BUYER_ID,
         "seller_id": seller_id,
         "subject": "测试商品",
         "gmt_create": (now - timedelta(minutes=1)).strftime(_TIME_FORMAT),
@@ -98,6 +97,13 @@ def trade_notification(
         else:
             params[key] = value
     return params
+
+
+def trade_number(out_trade_no: str) -> str:
+    """Alipay's `trade_no` of the sandbox's trade `out_trade_no`: re-sends and later notifications of one trade,
+    and the stand-in gateway's answers about it, carry the same one, as Alipay's do."""
+    digest = hashlib.sha1(out_trade_no.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return "2026" + str(int(digest, 16) % 10**24).zfill(24)
 
 
 def _codec(params: dict[str, str]) -> str:
