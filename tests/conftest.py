@@ -18,6 +18,7 @@ from ledger.adapters.sql.migrations import migrate
 from ledger.bootstrap import Ledger, build
 from ledger.config import Settings
 from tests.support.alipay import SandboxAlipay
+from tests.support.gateway import AppKeys, StandIn, serving
 from tests.support.isolation import create_database, delete_keys, drop_database
 from tests.support.merchant import SECRET as MERCHANT_SECRET
 from tests.support.merchant import FakeMerchant
@@ -150,6 +151,20 @@ def robot() -> Iterator[FakeDingTalk]:
 def alipay() -> SandboxAlipay:
     """The session's sandbox Alipay: signs notifications; `.env()` configures the ledger to trust it."""
     return SandboxAlipay.new()
+
+
+@pytest.fixture(scope="session")
+def app_keys() -> AppKeys:
+    """The session's merchant app key pair: its private key signs requests to the (stand-in) gateway."""
+    return AppKeys.new()
+
+
+@pytest.fixture
+def alipay_gateway(alipay: SandboxAlipay, app_keys: AppKeys) -> Iterator[StandIn]:
+    """The stand-in for Alipay's gateway on a free local port, knowing the app by `app_keys`, signing its
+    answers with `alipay`'s key (tests/support/gateway.py)."""
+    with serving(alipay, app_keys) as stand_in:
+        yield stand_in
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives import serialization
@@ -17,11 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 
 from ledger.alipay.form import codec_for
+from ledger.alipay.request import CHINA_STANDARD_TIME
 from ledger.alipay.signature import HASHES, signed_string
 from ledger.domain.message import DEPOSIT_BACK
 
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+BUYER_ID = "2088102000000002"
 
 
 def generate_key_pair() -> tuple[bytes, str]:
@@ -62,13 +63,6 @@ def encode_form(params: dict[str, str]) -> bytes:
     return urlencode(params, encoding=_codec(params)).encode("ascii")
 
 
-def sandbox_trade_no(out_trade_no: str) -> str:
-    """Alipay's trade number for the order: re-sends and later notifications of one trade carry the same one,
-    as Alipay's do."""
-    digest = hashlib.sha1(out_trade_no.encode("utf-8"), usedforsecurity=False).hexdigest()
-    return "2026" + str(int(digest, 16) % 10**24).zfill(24)
-
-
 def trade_notification(
     app_id: str,
     out_trade_no: str,
@@ -89,13 +83,13 @@ def trade_notification(
         "app_id": app_id,
         "charset": charset,
         "version": "1.0",
-        "trade_no": sandbox_trade_no(out_trade_no),
+        "trade_no": trade_number(out_trade_no),
         "out_trade_no": out_trade_no,
         "trade_status": trade_status,
         "total_amount": total_amount,
         "receipt_amount": total_amount,
         "buyer_pay_amount": total_amount,
-        "buyer_id": "2088102000000002",
+        "buyer_id": BUYER_ID,
         "seller_id": seller_id,
         "subject": "测试商品",
         "gmt_create": (now - timedelta(minutes=1)).strftime(_TIME_FORMAT),
@@ -136,7 +130,7 @@ def deposit_back_message(app_id: str, out_trade_no: str, out_request_no: str, *,
     """An unsigned `alipay.trade.refund.depositback.completed`: the refund `out_request_no` of the order reached
     the buyer's bank card (S, with its amount) or went to the buyer's Alipay balance (F, no amount)."""
     now = datetime.now(CHINA_STANDARD_TIME).replace(microsecond=0)
-    biz = {"trade_no": sandbox_trade_no(out_trade_no), "out_trade_no": out_trade_no,
+    biz = {"trade_no": trade_number(out_trade_no), "out_trade_no": out_trade_no,
            "out_request_no": out_request_no, "dback_status": dback_status,
            "bank_ack_time": now.strftime(_TIME_FORMAT),
            "est_bank_receipt_time": (now + timedelta(days=1)).strftime(_TIME_FORMAT)}
@@ -153,6 +147,13 @@ def _amended(params: dict[str, str], extra: Mapping[str, str | None]) -> dict[st
         else:
             params[key] = value
     return params
+
+
+def trade_number(out_trade_no: str) -> str:
+    """Alipay's `trade_no` of the sandbox's trade `out_trade_no`: re-sends and later notifications of one trade,
+    and the stand-in gateway's answers about it, carry the same one, as Alipay's do."""
+    digest = hashlib.sha1(out_trade_no.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return "2026" + str(int(digest, 16) % 10**24).zfill(24)
 
 
 def _codec(params: dict[str, str]) -> str:

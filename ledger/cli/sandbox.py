@@ -1,4 +1,5 @@
-"""`ledger keygen` and `ledger simulate`: the commands that act as Alipay's sandbox (see ledger.cli.simulate)."""
+"""`ledger keygen`, `ledger simulate` and `ledger sandbox-gateway`: the commands that act as Alipay's sandbox
+(see ledger.cli.simulate and ledger.cli.sandbox_gateway)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from ledger.cli.common import Commands, Formatter
 from ledger.config import SettingsError
 
-COMMANDS = frozenset({"keygen", "simulate"})
+COMMANDS = frozenset({"keygen", "simulate", "sandbox-gateway"})
 
 
 def add_commands(commands: Commands, common: argparse.ArgumentParser, formatter: Formatter) -> None:
@@ -41,6 +42,17 @@ def add_commands(commands: Commands, common: argparse.ArgumentParser, formatter:
                                           "alipay.trade.refund.depositback.completed")
     sim.add_argument("--biz-content", default="{}", help="with --msg-method: the message's biz_content, a JSON object")
     sim.set_defaults(run=_simulate)
+    gateway = commands.add_parser("sandbox-gateway", parents=[common], formatter_class=formatter,
+                                  help="serve a stand-in for Alipay's gateway that answers trade queries as it does")
+    gateway.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    gateway.add_argument("--port", type=int, default=8010, help="the port to listen on")
+    gateway.add_argument("--private-key", type=Path, default=Path(".sandbox/alipay_private.pem"),
+                         help="the sandbox's 'Alipay' private key, which signs the answers (ledger keygen makes it)")
+    gateway.add_argument("--app-id", default=os.environ.get("LEDGER_ALIPAY_APP_ID", ""),
+                         help="the app it knows (from LEDGER_ALIPAY_APP_ID if set)")
+    gateway.add_argument("--app-public-key", type=Path, required=True,
+                         help="the app's own public key (base64 or PEM), which verifies its requests")
+    gateway.set_defaults(run=_sandbox_gateway)
 
 
 def _keygen(args: argparse.Namespace, settings: object) -> int:
@@ -76,3 +88,33 @@ def _simulate(args: argparse.Namespace, settings: object) -> int:
     for status, body in answers:
         print(f"HTTP {status} {body}")
     return 0 if all(body == "success" for _, body in answers) else 1
+
+
+def _sandbox_gateway(args: argparse.Namespace, settings: object) -> int:
+    from ledger.alipay.keys import load_public_key
+    from ledger.alipay.sandbox import load_private_key
+    from ledger.alipay.sandbox_gateway import SandboxGateway
+    from ledger.cli.sandbox_gateway import GatewayServer
+
+    if not args.app_id:
+        raise SettingsError("give --app-id or set LEDGER_ALIPAY_APP_ID")
+    for path in (args.private_key, args.app_public_key):
+        if not path.is_file():
+            raise SettingsError(f"no key at {path}: make a pair with `ledger keygen`")
+    try:
+        app_key = load_public_key(args.app_public_key.read_text())
+    except ValueError as exc:
+        raise SettingsError(f"--app-public-key {args.app_public_key}: {exc}") from None
+    sandbox = SandboxGateway(load_private_key(args.private_key.read_bytes()))
+    sandbox.add_app(args.app_id, app_key)
+    try:
+        server = GatewayServer(sandbox, args.host, args.port, default_app_id=args.app_id)
+    except OSError as exc:
+        print(f"ledger: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    base = f"http://{args.host}:{server.port}"
+    print(f"stand-in gateway for app {args.app_id}: export LEDGER_ALIPAY_GATEWAY_URL={server.url}")
+    print(f"a buyer pays: curl -s {base}/sandbox/trades -d '{{\"out_trade_no\": \"T-1001\", "
+          f"\"total_amount\": \"88.00\"}}'", flush=True)
+    server.serve_forever()
+    return 0

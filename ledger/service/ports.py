@@ -2,7 +2,9 @@
 
 The per-order lock (`OrderLock`: `LocalOrderLock` or `RedisOrderLock` of ledger.adapters.locks, whose
 values it hands out live there, in `holds`) and the intake (`Intake`: the group commit of ledger.intake)
-are chosen by the composition root and handed in; the service imports neither implementation.
+are chosen by the composition root and handed in; the service imports neither implementation. A gateway's
+answer (`GatewayAnswer`) is defined beside its verification, in ledger.alipay.response, since the gateway
+adapters below the service make it; it is re-exported here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from ledger.adapters.locks.holds import AsyncOrderLock, LockHold, ManyHold
+from ledger.alipay.response import SUCCESS_CODE as SUCCESS_CODE
+from ledger.alipay.response import GatewayAnswer as GatewayAnswer
 from ledger.domain.message import MessageNotice
 from ledger.domain.notice import TradeNotice
 
@@ -100,35 +104,6 @@ class OrderLock(Protocol):
     def check(self) -> dict[str, object]:
         """Ask the backend now (one round trip), then report `status()`."""
         ...
-
-
-SUCCESS_CODE = "10000"
-
-
-@dataclass(frozen=True)
-class GatewayAnswer:
-    """An answer of Alipay's gateway whose signature verified with the app's Alipay key ring.
-
-    `text` is the whole response body exactly as received (decoded from the request's charset): the evidence,
-    re-verifiable by ledger.alipay.response.verify_answer. `fields` is the response object it signs."""
-
-    app_id: str
-    method: str
-    text: str
-    key: str  # the fingerprint of the Alipay key that verified it
-    fields: Mapping[str, Any]
-
-    @property
-    def code(self) -> str:
-        return str(self.fields.get("code", ""))
-
-    @property
-    def sub_code(self) -> str:
-        return str(self.fields.get("sub_code", ""))
-
-    @property
-    def ok(self) -> bool:
-        return self.code == SUCCESS_CODE
 
 
 class Gateway(Protocol):

@@ -18,6 +18,7 @@ NOW = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)
 SAMPLES: dict[str, object] = {
     "<class 'str'>": "支付宝 a+b%20c \"quoted\" \\ tab\t",
     "<class 'int'>": 3,
+    "int | None": None,
     "<class 'bool'>": True,
     "<class 'decimal.Decimal'>": Decimal("88.10"),
     "decimal.Decimal | None": Decimal("-0.01"),
