@@ -155,7 +155,7 @@ class Order(Aggregate):
         what it says with a notification's rules: paid confirms the payment (the amount checked, exactly once),
         closed unpaid closes, waiting or no such trade changes nothing. `step` is the schedule's step (None
         when someone asked); after the `last`, an order still unpaid is marked and alerted."""
-        self._queried(step=step, source=source, who=who, text=text, key=key, code=answer.code,
+        self._queried(step=step, source=source, who=who, app_id=self.app_id, text=text, key=key, code=answer.code,
                       sub_code=answer.sub_code, trade_status=answer.trade_status, trade_no=answer.trade_no,
                       total_amount=answer.total_amount, send_pay_date=answer.send_pay_date, queried_at=queried_at)
         step_key = f"query:{'manual' if step is None else step}"
@@ -329,8 +329,8 @@ class Order(Aggregate):
         self.query_taken[step] = taken_at
 
     @event("TradeQueried")
-    def _queried(self, step: int | None, source: str, who: str, text: str, key: str, code: str, sub_code: str,
-                 trade_status: str, trade_no: str, total_amount: Decimal | None, send_pay_date: str,
+    def _queried(self, step: int | None, source: str, who: str, app_id: str, text: str, key: str, code: str,
+                 sub_code: str, trade_status: str, trade_no: str, total_amount: Decimal | None, send_pay_date: str,
                  queried_at: datetime) -> None:
         self.queried = {"trade_status": trade_status, "trade_no": trade_no, "total_amount": total_amount,
                         "send_pay_date": send_pay_date, "sub_code": sub_code}

@@ -6,11 +6,13 @@ verified with the key that verified it on arrival (its recorded fingerprint, `ke
 configured keys or the retired ones an auditor gives; one recorded before fingerprints were (`key` empty)
 with every key known.
 The messages of the message service (MessageReceived, in an order's stream or in one of their own) are
-Alipay-signed evidence too, kept the same way, and checked with them.
+Alipay-signed evidence too, kept the same way, and checked with them; so are the gateway's answers to trade
+queries (TradeQueried), kept as received: their signature is over the answer's own text.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,14 +21,17 @@ from eventsourcing.utils import get_topic
 
 from ledger.adapters.eventstore.store import LedgerStore
 from ledger.alipay.keyring import AlipayKey, KeyRing
+from ledger.alipay.response import verify_answer
 from ledger.alipay.signature import verify
 from ledger.config import AlipayApp
-from ledger.domain.errors import SignatureInvalid
+from ledger.domain.errors import GatewayError, SignatureInvalid
 from ledger.domain.message import AppMessage
 from ledger.domain.order import Order
+from ledger.domain.trade_query import METHOD
 
 CALLBACK_TOPIC = get_topic(Order.CallbackReceived)  # type: ignore[attr-defined]
 MESSAGE_TOPICS = [get_topic(Order.MessageReceived), get_topic(AppMessage.MessageReceived)]  # type: ignore[attr-defined]
+ANSWER_TOPIC = get_topic(Order.TradeQueried)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -44,14 +49,18 @@ def recorded_callbacks_that_fail(store: LedgerStore, apps: Mapping[str, AlipayAp
     """Every recorded callback whose signature does not verify, or whose verifying key is not known: neither
     configured for its app nor `given` (retired keys the auditor keeps); `counted` gets the number checked."""
     start, checked = 0, 0
-    while batch := store.recorder.select_notifications(start, page, topics=[CALLBACK_TOPIC, *MESSAGE_TOPICS],
-                                                       inclusive_of_start=False):
+    topics = [CALLBACK_TOPIC, *MESSAGE_TOPICS, ANSWER_TOPIC]
+    while batch := store.recorder.select_notifications(start, page, topics=topics, inclusive_of_start=False):
         for notification in batch:
             checked += 1
             try:
                 event = store.mapper.to_domain_event(notification)
             except Exception as exc:  # an altered record may not even decode
                 yield Finding(notification.id, "", "", "", f"unreadable: {type(exc).__name__}")
+                continue
+            if notification.topic == ANSWER_TOPIC:
+                if finding := _answer_finding(notification.id, event, apps, given):
+                    yield finding
                 continue
             params: dict[str, str] = getattr(event, "params", {})  # a CallbackReceived or MessageReceived
             # A message names its order in biz_content: the event holds the one it was recorded for, if any.
@@ -87,3 +96,32 @@ def _problem(params: dict[str, str], recorded: str, received_at: datetime | None
         return (f"{exc}, nor with any key given with --key: recorded on {on}, before the verifying key was named, "
                 "it was altered or its key is neither configured nor given")
     return ""
+
+
+def _answer_finding(position: int, event: object, apps: Mapping[str, AlipayApp],
+                    given: Sequence[AlipayKey]) -> Finding | None:
+    """A recorded trade-query answer whose signature no longer verifies with the key that verified it (found by
+    its fingerprint among every app's keys and those given)."""
+    text, recorded = str(getattr(event, "text", "")), str(getattr(event, "key", ""))
+    known = [key for key in [*(key for app in apps.values() for key in app.keys.keys), *given]
+             if key.fingerprint == recorded]
+    app_id = str(getattr(event, "app_id", ""))
+    found = Finding(position, app_id, _out_trade_no(text), f"trade query at {getattr(event, 'queried_at', '')}", "")
+    if not known:
+        return Finding(**{**found.__dict__, "problem": f"a trade-query answer verified by key {recorded}, which is "
+                                                       "neither configured nor given with --key"})
+    try:
+        verify_answer(app_id, text, METHOD, KeyRing(tuple(known[:1])))
+    except GatewayError as exc:
+        return Finding(**{**found.__dict__, "problem": f"altered trade-query answer: {exc}"[:500]})
+    return None
+
+
+def _out_trade_no(text: str) -> str:
+    """The order the answer is about, read loosely: for the finding's name only (the check is verify_answer's)."""
+    try:
+        body = json.loads(text)
+        answer: dict[str, object] = next((v for name, v in body.items() if name.endswith("_response")), {})
+        return str(answer.get("out_trade_no", ""))
+    except (ValueError, AttributeError, TypeError):
+        return ""
