@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up .venv and run the ledger on the embedded default (SQLite file, no Redis), then act as Alipay:
 # post a signed notification twice (as Alipay re-sends) and print the order's history, then the API tokens
-# and a few curl lines that use them. The server keeps running until Ctrl-C.
+# and a few curl lines that use them. The server keeps running until Ctrl-C. Beside it runs a stand-in for
+# Alipay's gateway on port N+10 (unless LEDGER_ALIPAY_GATEWAY_URL is set), which the ledger asks about
+# trades whose notification does not come; `ledger doctor` checks the whole configuration first.
 #
 #   bash scripts/demo.sh [--port N]     N: the HTTP port, 8000 by default (or $PORT)
 #
@@ -13,7 +15,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --port) port="${2:?--port needs a number}"; shift 2 ;;
         --port=*) port="${1#--port=}"; shift ;;
-        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "demo.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -25,6 +27,17 @@ export LEDGER_DATABASE_URL="${LEDGER_DATABASE_URL:-sqlite:///ledger.db}"
 export LEDGER_ALIPAY_APP_ID="${LEDGER_ALIPAY_APP_ID:-2021000000000001}"
 [ -f .sandbox/alipay_public.txt ] || ledger keygen --dir .sandbox
 export LEDGER_ALIPAY_PUBLIC_KEY_FILE="${LEDGER_ALIPAY_PUBLIC_KEY_FILE:-.sandbox/alipay_public.txt}"
+if [ -z "${LEDGER_ALIPAY_GATEWAY_URL:-}" ]; then
+    # The app's own key pair (its private half signs requests to the gateway), and the stand-in gateway.
+    [ -f .sandbox/app/alipay_public.txt ] || ledger keygen --dir .sandbox/app > /dev/null
+    gateway_port=$((port + 10))
+    ledger sandbox-gateway --port "$gateway_port" --app-public-key .sandbox/app/alipay_public.txt \
+        --log-level warning > /dev/null &
+    gateway=$!
+    export LEDGER_ALIPAY_GATEWAY_URL="http://127.0.0.1:$gateway_port/gateway.do"
+    export LEDGER_ALIPAY_APP_PRIVATE_KEY_FILE="${LEDGER_ALIPAY_APP_PRIVATE_KEY_FILE:-.sandbox/app/alipay_private.pem}"
+fi
+export LEDGER_PUBLIC_NOTIFY_URL="${LEDGER_PUBLIC_NOTIFY_URL:-http://127.0.0.1:$port/api/alipay/notify}"
 if [ -z "${LEDGER_API_TOKENS:-}" ]; then
     if [ ! -f .sandbox/tokens.env ]; then
         mkdir -p .sandbox
@@ -40,7 +53,7 @@ fi
 
 ledger serve --port "$port" --log-level warning &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
+trap 'kill $server ${gateway:-} 2>/dev/null || true' EXIT
 python - "$port" "$server" <<'PY'
 import os, sys, time, urllib.request
 for _ in range(150):
@@ -58,6 +71,8 @@ else:
 PY
 order="DEMO-$(date +%Y%m%d%H%M%S)"
 base="http://127.0.0.1:$port"
+echo "== ledger doctor: the keys, the gateway, the clock, the database, the notify URL:"
+ledger doctor || echo "(ledger doctor: a check failed, see above)"
 echo "== Alipay sends a payment notification for $order, then sends it again:"
 ledger simulate --url "$base/api/alipay/notify" --out-trade-no "$order" --repeat 2
 echo "== The order's history (ledger history $order):"

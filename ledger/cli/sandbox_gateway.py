@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from ledger.alipay.sandbox_gateway import SandboxGateway
 
 PATH = "/gateway.do"
+TRADES_PATH = "/sandbox/trades"  # where the demo tells it a buyer paid
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
@@ -83,7 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(length))
         if path == PATH:
             self._gateway(query, body)
-        elif path == "/sandbox/trades":
+        elif path == TRADES_PATH:
             self._add_trade(body)
         else:
             self._send(404, b"not found", "text/plain")

@@ -49,6 +49,9 @@ def test_the_demo_serves_on_the_port_given_makes_tokens_once_and_shows_curl_line
         re.search(r"\$[A-Z]+_TOKEN", line).group() for line in curls}  # type: ignore[union-attr]
     # The first curl line's request, made with the merchant's token: the server took the tokens it was shown.
     assert '"status": "PAID"' in done.stdout, done.stdout
+    # `ledger doctor` proved the demo's configuration, the stand-in gateway and the notify URL included.
+    assert "every check passed" in done.stdout and "FAIL" not in done.stdout, done.stdout
+    assert "ok   app 2021000000000001 gateway" in done.stdout and "ok   notify URL" in done.stdout
 
     again = subprocess.run(["bash", "scripts/demo.sh", "--port", str(free_port())], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=300)
