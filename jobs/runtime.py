@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -20,6 +21,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.rate_limits.backends import RedisBackend, StubBackend
 
 from ledger.adapters.outbound.robots import RobotError
+from ledger.domain.trade_query import latest_due
 from ledger.service.alerting import PACE_SECONDS
 from ledger.service.certificates import alert_expiring
 from projections.queries.operations import alerts_unsent, deliveries_due, queries_due
@@ -102,7 +104,10 @@ class Sweeper:
         if settings.downstream_url:
             for order_id, change in due:
                 self.ledger.actors.deliver.send(order_id, change)
-        self._send_queries(now)
+        try:
+            self._send_queries(now)
+        except Exception:  # the gateway's side must not stop the alerts and checks below
+            log.exception("could not send the trade queries that are due")
         if waiting and self.ledger.alerting.robots:
             self.ledger.actors.send_alerts.send()
         self._check_projections(now)
@@ -117,8 +122,12 @@ class Sweeper:
         if queries is None:
             return
         apps = [app_id for app_id in self.ledger.settings.apps if queries.queryable(app_id)]
-        for order_id, step in queries_due(self.ledger.engine, now=now, app_ids=apps):
-            self.ledger.actors.query.send(order_id, step)
+        if not queries.schedule:
+            return  # LEDGER_QUERY_SCHEDULE=off
+        for due in queries_due(self.ledger.engine, now=now, app_ids=apps, lease=queries.lease):
+            if queries.queryable(due.app_id, due.auth_app_id):
+                step = latest_due(due.registered_at, queries.schedule, due.query_step, UUID(due.order_id), now)
+                self.ledger.actors.query.send(due.order_id, step)
 
     def _check_certificates(self, now: datetime) -> None:
         last = self._certificates_checked

@@ -17,7 +17,7 @@ from starlette.datastructures import Secret
 
 from ledger.adapters.eventstore.store import persistence_env
 from ledger.alipay.certs import chain_problem, load_app_certificate, load_certificates, root_cert_sn
-from ledger.alipay.keyring import AlipayKey, KeyRing, load_key_ring
+from ledger.alipay.keyring import AlipayKey, KeyRing, fingerprint, load_key_ring
 from ledger.alipay.keys import load_app_private_key
 from ledger.domain.errors import LedgerError
 
@@ -43,7 +43,8 @@ class AlipayApp:
     seller_id: str | None = None
     # The app's own private key: signs requests to the gateway (trade queries); None: the app makes none.
     private_key: RSAPrivateKey | None = field(default=None, repr=False)
-    app_auth_token: Secret | None = None  # a service provider (ISV) acting for a merchant
+    # A service provider (ISV) acting for merchants: each merchant's (auth_app_id's) app_auth_token.
+    app_auth_tokens: Mapping[str, Secret] = field(default_factory=dict, repr=False)
     name: str = ""  # the LEDGER_ALIPAY_<NAME>_ of its settings; empty for the default app
     # Certificate mode: the serial numbers requests carry ("" in public-key mode), and the app's certificate.
     app_cert_sn: str = ""
@@ -364,11 +365,29 @@ def _app(environ: Mapping[str, str], prefix: str, problems: list[str], *, requir
     except ValueError as exc:
         problems.append(f"{prefix}PUBLIC_KEY of app {app_id}: {exc}")
         return None
-    token = environ.get(prefix + "APP_AUTH_TOKEN", "").strip()
     private_key = _private_key(environ, prefix, app_id, problems)
+    if private_key is not None and fingerprint(private_key.public_key()) in keys.fingerprints:
+        problems.append(f"{prefix}PUBLIC_KEY of app {app_id} holds the app's own public key (the pair of "
+                        f"{prefix}APP_PRIVATE_KEY): configure Alipay's public key (支付宝公钥) instead")
     return AlipayApp(app_id=app_id, keys=keys, seller_id=environ.get(prefix + "SELLER_ID", "").strip() or None,
-                     private_key=private_key, app_auth_token=Secret(token) if token else None, name=name,
+                     private_key=private_key, name=name,
+                     app_auth_tokens=_auth_tokens(environ.get(prefix + "APP_AUTH_TOKENS", ""), prefix, problems),
                      **_certificates(environ, prefix, app_id, keys, private_key, problems))
+
+
+def _auth_tokens(text: str, prefix: str, problems: list[str]) -> dict[str, Secret]:
+    """LEDGER_ALIPAY_[<NAME>_]APP_AUTH_TOKENS: `auth_app_id:app_auth_token` for each merchant a service provider
+    (ISV) acts for, comma-separated. A merchant's orders are asked about with its own token only (never another
+    merchant's, whose trades may carry the same out_trade_no); problems never show a token."""
+    tokens: dict[str, Secret] = {}
+    for number, item in enumerate(filter(None, (part.strip() for part in text.split(","))), start=1):
+        merchant, sep, token = (part.strip() for part in item.partition(":"))
+        if not (sep and merchant and token) or merchant in tokens:
+            problems.append(f"{prefix}APP_AUTH_TOKENS entry {number}: each entry is auth_app_id:app_auth_token, "
+                            "one per merchant")
+        else:
+            tokens[merchant] = Secret(token)
+    return tokens
 
 
 def _certificates(environ: Mapping[str, str], prefix: str, app_id: str, keys: KeyRing,

@@ -35,6 +35,7 @@ def _opened(position: int, e: Any) -> dict[str, Any]:
             "amount_mismatch": False, "anomaly": False, "buyer_id": None, "seller_id": None, "gmt_payment": None,
             "first_callback_at": None, "last_callback_at": None, "callback_count": 0,
             "paid_via": None, "registered_at": None, "query_count": 0, "query_step": 0, "next_query_at": None,
+            "query_taken_at": None,
             "last_query_at": None, "last_query_result": None, "queries_exhausted": False,
             "deposit_back_status": None, "deposited_back_amount": None, "deposit_back_at": None}
 
@@ -74,11 +75,13 @@ def _fold_queries(row: dict[str, Any], kind: str, e: Any, schedule: Sequence[flo
     what the last query found."""
     if kind == "OrderRegistered":
         row["registered_at"] = e.timestamp
+    elif kind == "QueryStepTaken":
+        row["query_taken_at"] = e.taken_at
     elif kind in ("TradeQueried", "TradeQueryFailed"):
         result = (e.trade_status or e.sub_code or e.code) if kind == "TradeQueried" else f"failed: {e.reason}"
         row.update(query_count=row["query_count"] + 1, last_query_at=e.queried_at, last_query_result=result[:64])
-        if e.step is not None and e.step == row["query_step"]:
-            row["query_step"] += 1
+        if e.step is not None and e.step >= row["query_step"]:  # the steps it skipped count as done
+            row.update(query_step=e.step + 1, query_taken_at=None)
     elif kind == "QueriesExhausted":
         row["queries_exhausted"] = True
     waiting = row["status"] == "PENDING" and row["registered"] and not row["queries_exhausted"]

@@ -56,6 +56,7 @@ order_status = sa.Table(
     sa.Column("query_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("query_step", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_query_at", UTC_TIME),
+    sa.Column("query_taken_at", UTC_TIME),  # when a worker last took a step (it is left to it for a lease)
     sa.Column("last_query_at", UTC_TIME),
     sa.Column("last_query_result", sa.String(64)),  # the trade_status, the sub_code, or why no answer
     sa.Column("queries_exhausted", sa.Boolean, nullable=False, server_default=sa.false()),

@@ -27,6 +27,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("query_count", sa.Integer, nullable=False, server_default="0"))
         batch.add_column(sa.Column("query_step", sa.Integer, nullable=False, server_default="0"))
         batch.add_column(sa.Column("next_query_at", _UTC))
+        batch.add_column(sa.Column("query_taken_at", _UTC))
         batch.add_column(sa.Column("last_query_at", _UTC))
         batch.add_column(sa.Column("last_query_result", sa.String(64)))
         batch.add_column(sa.Column("queries_exhausted", sa.Boolean, nullable=False, server_default=sa.false()))
@@ -37,6 +38,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("order_status") as batch:
         batch.drop_index("ix_order_status_next_query")
-        for column in ("queries_exhausted", "last_query_result", "last_query_at", "next_query_at", "query_step",
+        for column in ("queries_exhausted", "last_query_result", "last_query_at", "query_taken_at", "next_query_at",
+                       "query_step",
                        "query_count", "registered_at", "paid_via"):
             batch.drop_column(column)

@@ -63,8 +63,8 @@ class Order(Aggregate):
         self.anomalies: list[str] = []  # what Alipay notified that cannot be booked, once each (kind:key)
         self.deliveries: dict[str, int] = {}  # notify_id -> deliveries recorded
         self.outbox: dict[str, dict[str, Any]] = {}  # change -> its delivery to the merchant's system
-        self.query_steps = 0  # steps of the query schedule done (answered or failed)
-        self.query_taken: dict[int, datetime] = {}  # step -> when a worker took it
+        self.query_steps = 0  # the next step of the query schedule (those before are done or were skipped)
+        self.query_taken: tuple[int, datetime] | None = None  # the step a worker took last, and when
         self.queried: dict[str, Any] | None = None  # what the last trade query answered
         self.queries_exhausted = False
         self.messages: dict[str, int] = {}  # a message's notify_id -> deliveries recorded (ledger.domain.message)
@@ -138,43 +138,49 @@ class Order(Aggregate):
     # -- asking Alipay about the trade (ledger.domain.trade_query) ---------------------------------
 
     def take_query_step(self, step: int, now: datetime, lease: timedelta) -> bool:
-        """Take scheduled query `step` (0 for the first): False when the order no longer waits for its payment,
-        the step is done, or another worker took it less than `lease` ago (the version check fences two
-        workers taking it at once)."""
-        if self.status != Status.PENDING or self.queries_exhausted or step != self.query_steps:
+        """Take scheduled query `step` (0 for the first; a later one when those between are overdue: they are
+        skipped, one question answers for them): False when the order no longer waits for its payment, the
+        step is done, or another worker took a step less than `lease` ago (the version check fences two workers
+        taking one at once)."""
+        if self.status != Status.PENDING or self.queries_exhausted or step < self.query_steps:
             return False
-        taken = self.query_taken.get(step)
-        if taken is not None and taken + lease > now:
-            return False
+        if self.query_taken is not None:
+            taken_step, taken_at = self.query_taken
+            if taken_step >= self.query_steps and taken_at + lease > now:
+                return False
         self._take_query(step=step, taken_at=now)
         return True
 
     def record_query(self, answer: QueryAnswer, *, text: str, key: str, step: int | None, source: str, who: str,
-                     queried_at: datetime, last: bool = False) -> None:
+                     queried_at: datetime, last: bool = False, answer_id: str = "") -> None:
         """Record a verified answer exactly as received (`text`, verified by the Alipay key `key`), then apply
         what it says with a notification's rules: paid confirms the payment (the amount checked, exactly once),
         closed unpaid closes, waiting or no such trade changes nothing. `step` is the schedule's step (None
         when someone asked); after the `last`, an order still unpaid is marked and alerted."""
-        self._queried(step=step, source=source, who=who, app_id=self.app_id, text=text, key=key, code=answer.code,
-                      sub_code=answer.sub_code, trade_status=answer.trade_status, trade_no=answer.trade_no,
-                      total_amount=answer.total_amount, send_pay_date=answer.send_pay_date, queried_at=queried_at)
-        step_key = f"query:{'manual' if step is None else step}"
+        self._queried(step=step, source=source, who=who, app_id=self.app_id, merchant=self.merchant, text=text,
+                      key=key, code=answer.code, sub_code=answer.sub_code, trade_status=answer.trade_status,
+                      trade_no=answer.trade_no, total_amount=answer.total_amount, send_pay_date=answer.send_pay_date,
+                      queried_at=queried_at, answer_id=answer_id)
+        step_key = f"query:{queried_at.isoformat()}"  # each answer its own: a later disagreement is flagged too
         if self.status == Status.PENDING and answer.trade_status == "TRADE_CLOSED" and answer.send_pay_date:
-            self._flag("query_closed_after_payment", step_key, "Alipay answers the trade was paid and then closed "
+            self._flag("query_closed_after_payment", "query", "Alipay answers the trade was paid and then closed "
                        "(refunded in full), and no notification of either came: not booked")
         elif self.status == Status.PENDING and (answer.paid or answer.trade_status == "TRADE_CLOSED"):
             self._apply(answer.as_notice(self.app_id, self.out_trade_no, self.merchant, step_key))
-        elif problem := answer_disagrees(self.payment, self.close_reason, answer):
+        # A scheduled step was taken while the order was pending: its "not paid yet" may predate a payment
+        # notified since, so only what cannot change (trade_no, amounts) counts against the notifications.
+        elif problem := answer_disagrees(self.payment, self.close_reason, answer, raced=step is not None):
             self._flag("query_disagrees", step_key, f"Alipay's answer to a trade query disagrees with the "
                                                     f"notifications: {problem}")
         self._after_step(step, last)
 
     def record_query_failure(self, *, reason: str, retryable: bool, error: str, text: str, step: int | None,
-                             source: str, who: str, queried_at: datetime, last: bool = False) -> None:
+                             source: str, who: str, queried_at: datetime, last: bool = False,
+                             answer_id: str = "") -> None:
         """Record a query that got no answer to believe (none in time, unsigned, badly signed...): its text,
         if any, is kept as evidence and never applied. The schedule goes on to the next step."""
         self._query_failed(step=step, source=source, who=who, reason=reason, retryable=retryable,
-                           error=error[:500], text=text, queried_at=queried_at)
+                           error=error[:500], text=text, queried_at=queried_at, answer_id=answer_id)
         self._after_step(step, last)
 
     def _after_step(self, step: int | None, last: bool) -> None:
@@ -326,22 +332,22 @@ class Order(Aggregate):
 
     @event("QueryStepTaken")
     def _take_query(self, step: int, taken_at: datetime) -> None:
-        self.query_taken[step] = taken_at
+        self.query_taken = (step, taken_at)
 
     @event("TradeQueried")
-    def _queried(self, step: int | None, source: str, who: str, app_id: str, text: str, key: str, code: str,
-                 sub_code: str, trade_status: str, trade_no: str, total_amount: Decimal | None, send_pay_date: str,
-                 queried_at: datetime) -> None:
+    def _queried(self, step: int | None, source: str, who: str, app_id: str, merchant: str, text: str, key: str,
+                 code: str, sub_code: str, trade_status: str, trade_no: str, total_amount: Decimal | None,
+                 send_pay_date: str, queried_at: datetime, answer_id: str) -> None:
         self.queried = {"trade_status": trade_status, "trade_no": trade_no, "total_amount": total_amount,
                         "send_pay_date": send_pay_date, "sub_code": sub_code}
-        if step is not None and step == self.query_steps:
-            self.query_steps += 1
+        if step is not None and step >= self.query_steps:
+            self.query_steps = step + 1
 
     @event("TradeQueryFailed")
     def _query_failed(self, step: int | None, source: str, who: str, reason: str, retryable: bool, error: str,
-                      text: str, queried_at: datetime) -> None:
-        if step is not None and step == self.query_steps:
-            self.query_steps += 1
+                      text: str, queried_at: datetime, answer_id: str) -> None:
+        if step is not None and step >= self.query_steps:
+            self.query_steps = step + 1
 
     @event("QueriesExhausted")
     def _exhaust(self, steps: int) -> None:

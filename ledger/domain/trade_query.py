@@ -8,12 +8,14 @@ closed, applied with the same rules as a notification (ledger.domain.order).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from ledger.domain.errors import InvalidRequest
+from ledger.domain.limits import parse_amount
 from ledger.domain.notice import KNOWN_STATUSES, PAID_STATUSES, TradeNotice
 
 METHOD = "alipay.trade.query"
@@ -21,7 +23,10 @@ SCHEDULED, MANUAL = "schedule", "manual"  # what asked: the schedule, or someone
 SOURCE = "trade_query"  # the source of a fact that a query answer established (a notification's is "notification")
 TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
 # Why an answer came but was not believed: a configuration error to alert, unlike a gateway that is away.
-UNBELIEVED = frozenset({"unsigned", "bad_signature", "malformed", "request_refused", "no_private_key"})
+UNBELIEVED = frozenset({"unsigned", "bad_signature", "malformed", "request_refused", "no_private_key", "no_auth_token",
+                        "http_error", "invalid_url", "unexpected_code", "too_large", "mismatched", "unusable"})
+# Business failures that say the gateway could not answer now, not that the trade is anything: asked again.
+SYSTEM_ERRORS = frozenset({"ACQ.SYSTEM_ERROR", "ACQ.SYSTEM_BUSY"})
 # How far a step may be spread past its time, as a share of the delay: a burst of registrations does not
 # come back as a burst of queries.
 SPREAD = 0.1
@@ -41,18 +46,27 @@ class QueryAnswer:
     buyer_pay_amount: Decimal | None
     send_pay_date: str
     buyer_user_id: str
+    out_trade_no: str = ""
+    problem: str = ""  # why the answer cannot be applied, though it verified (then it is recorded as a failure)
 
     @classmethod
     def of(cls, code: str, sub_code: str, fields: Mapping[str, Any]) -> QueryAnswer:
-        status = str(fields.get("trade_status", "")) if code == "10000" else ""
+        """Read with a notification's rules: amounts strictly in Alipay's "88.00" form; a paid status without a
+        total_amount, or with an amount not in that form, is a `problem`, never a payment."""
+        status = _text(fields, "trade_status") if code == "10000" else ""
         if status not in KNOWN_STATUSES:
             status = ""  # an unknown status is recorded as received, and applied as nothing
-        return cls(code=code, sub_code=sub_code, trade_status=status, trade_no=str(fields.get("trade_no", "")),
-                   total_amount=_amount(fields.get("total_amount")),
-                   receipt_amount=_amount(fields.get("receipt_amount")),
-                   buyer_pay_amount=_amount(fields.get("buyer_pay_amount")),
-                   send_pay_date=str(fields.get("send_pay_date", "")),
-                   buyer_user_id=str(fields.get("buyer_user_id", "") or fields.get("buyer_id", "")))
+        problems: list[str] = []
+        answer = cls(code=code, sub_code=sub_code, trade_status=status, trade_no=_text(fields, "trade_no"),
+                     total_amount=_amount(fields, "total_amount", problems),
+                     receipt_amount=_amount(fields, "receipt_amount", problems),
+                     buyer_pay_amount=_amount(fields, "buyer_pay_amount", problems),
+                     send_pay_date=_text(fields, "send_pay_date"),
+                     buyer_user_id=_text(fields, "buyer_user_id") or _text(fields, "buyer_id"),
+                     out_trade_no=_text(fields, "out_trade_no"))
+        if status in PAID_STATUSES and answer.total_amount is None and not problems:
+            problems.append("a paid trade_status without a total_amount")
+        return replace(answer, problem="; ".join(problems)) if problems else answer
 
     @property
     def paid(self) -> bool:
@@ -69,14 +83,20 @@ class QueryAnswer:
                            source=SOURCE)
 
 
-def _amount(value: Any) -> Decimal | None:
+def _text(fields: Mapping[str, Any], name: str) -> str:
+    value = fields.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _amount(fields: Mapping[str, Any], name: str, problems: list[str]) -> Decimal | None:
+    value = fields.get(name)
     if value in (None, ""):
         return None
     try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
+        return parse_amount(value, field=name)
+    except InvalidRequest as exc:
+        problems.append(str(exc))
         return None
-    return amount.quantize(Decimal("0.01")) if amount.is_finite() else None
 
 
 def disagreement(queried: Mapping[str, Any], notice: TradeNotice) -> str:
@@ -97,15 +117,19 @@ def disagreement(queried: Mapping[str, Any], notice: TradeNotice) -> str:
     return "; ".join(problems)
 
 
-def answer_disagrees(payment: Mapping[str, Any] | None, close_reason: str, answer: QueryAnswer) -> str:
+def answer_disagrees(payment: Mapping[str, Any] | None, close_reason: str, answer: QueryAnswer, *,
+                     raced: bool = False) -> str:
     """What a query answer about an order no longer pending disagrees on with what the notifications
-    established, or "" (a trade closed after a full refund, or finished, agrees with a payment)."""
+    established, or "" (a trade closed after a full refund, or finished, agrees with a payment). `raced`: the
+    question was asked while the order was pending, so an answer of "not paid" may predate the payment."""
     if payment is None:
         if close_reason == "unpaid" and answer.paid:
             return f"closed unpaid by a notification, {answer.trade_status} queried"
         return ""
     if answer.code == "10000" and not answer.trade_status:
         return ""  # a status the ledger does not know: recorded, not compared
+    if raced and (not answer.trade_status or answer.trade_status == "WAIT_BUYER_PAY"):
+        return ""
     if not answer.trade_status:
         return f"paid by a notification, the query answers {answer.sub_code or answer.code}"
     if answer.trade_status == "WAIT_BUYER_PAY":
@@ -123,6 +147,15 @@ def answer_disagrees(payment: Mapping[str, Any] | None, close_reason: str, answe
 def spread_of(order_id: UUID) -> float:
     """A share in [0, 1) fixed by the order's id: where in its window each of its steps falls."""
     return (order_id.int % 10_000) / 10_000
+
+
+def latest_due(registered_at: datetime, schedule: Sequence[float], step: int, order_id: UUID,
+               now: datetime) -> int:
+    """The last step due by `now`, from `step` on: steps overdue together (the ledger was down, or the app's key
+    was configured later) are asked once, for the latest of them, not one after another."""
+    while (after := due_at(registered_at, schedule, step + 1, order_id)) is not None and after <= now:
+        step += 1
+    return step
 
 
 def due_at(registered_at: datetime, schedule: Sequence[float], step: int, order_id: UUID) -> datetime | None:

@@ -27,7 +27,7 @@ from ledger.config import AlipayApp
 from ledger.domain.errors import GatewayError, SignatureInvalid
 from ledger.domain.message import AppMessage
 from ledger.domain.order import Order
-from ledger.domain.trade_query import METHOD
+from ledger.domain.trade_query import METHOD, QueryAnswer
 
 CALLBACK_TOPIC = get_topic(Order.CallbackReceived)  # type: ignore[attr-defined]
 MESSAGE_TOPICS = [get_topic(Order.MessageReceived), get_topic(AppMessage.MessageReceived)]  # type: ignore[attr-defined]
@@ -111,9 +111,21 @@ def _answer_finding(position: int, event: object, apps: Mapping[str, AlipayApp],
         return Finding(**{**found.__dict__, "problem": f"a trade-query answer verified by key {recorded}, which is "
                                                        "neither configured nor given with --key"})
     try:
-        verify_answer(app_id, text, METHOD, KeyRing(tuple(known[:1])))
+        verified = verify_answer(app_id, text, METHOD, KeyRing(tuple(known[:1])))
     except GatewayError as exc:
         return Finding(**{**found.__dict__, "problem": f"altered trade-query answer: {exc}"[:500]})
+    # The event's own fields are what the order replays and the API shows: they must be what Alipay signed, and
+    # the answer must be about the order whose stream holds it.
+    said = QueryAnswer.of(verified.code, verified.sub_code, verified.fields)
+    recorded_as = {name: getattr(event, name, None) for name in ("code", "sub_code", "trade_status", "trade_no",
+                                                                  "total_amount")}
+    if recorded_as != {name: getattr(said, name) for name in recorded_as}:
+        return Finding(**{**found.__dict__, "problem": f"altered trade-query event: it records {recorded_as}, the "
+                                                       f"signed answer says otherwise"[:500]})
+    if said.out_trade_no and Order.create_id(app_id, said.out_trade_no, str(getattr(event, "merchant", ""))) \
+            != getattr(event, "originator_id", None):
+        return Finding(**{**found.__dict__, "problem": "a trade-query answer about another order, in this "
+                                                       "order's stream"})
     return None
 
 

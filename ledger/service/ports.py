@@ -112,4 +112,6 @@ class Gateway(Protocol):
     A business failure (`40004` with its `sub_code`, such as ACQ.TRADE_NOT_EXIST) is a verified answer; no
     answer to believe raises GatewayError (ledger.domain.errors)."""
 
-    def call(self, app_id: str, method: str, biz_content: Mapping[str, Any]) -> GatewayAnswer: ...
+    def call(self, app_id: str, method: str, biz_content: Mapping[str, Any], *, merchant: str = "") -> GatewayAnswer:
+        """`merchant`: a service provider's merchant (auth_app_id) whose trade it is, asked with its token."""
+        ...

@@ -68,7 +68,7 @@ def save_with_retries(store: LedgerStore, order_id: UUID, decide: Callable[[A], 
             except IntegrityError:
                 if metrics is not None:
                     metrics.version_conflicts.inc()
-                if committed_anyway(store, order_id, loaded, {getattr(e, "delivery_id", None) for e in pending}):
+                if committed_anyway(store, order_id, loaded, {_idempotency_key(e) for e in pending}):
                     return Saved(order, decision, store.ping())
                 log.info("version conflict on order %s at version %s: deciding again", order_id, loaded)
         except PersistenceError as exc:
@@ -76,10 +76,16 @@ def save_with_retries(store: LedgerStore, order_id: UUID, decide: Callable[[A], 
     raise TooManyConflicts(f"order {order_id} kept changing; gave up after {MAX_ATTEMPTS} attempts")
 
 
+def _idempotency_key(event: object) -> str | None:
+    # A callback's delivery, or a gateway answer (ledger.service.trade_query): each recorded once.
+    return getattr(event, "delivery_id", None) or getattr(event, "answer_id", None) or None
+
+
 def committed_anyway(store: LedgerStore, order_id: UUID, loaded: int, delivery_ids: set[str | None]) -> bool:
     """After a lost connection the library retries a commit that went through: the retry conflicts.
 
-    A delivery is recognised by its delivery_id; other commands are idempotent and just decide again.
+    A delivery is recognised by its delivery_id, a gateway answer by its answer_id; other commands are
+    idempotent and just decide again.
     """
     mine = delivery_ids - {None}
-    return bool(mine) and any(getattr(e, "delivery_id", None) in mine for e in store.events.get(order_id, gt=loaded))
+    return bool(mine) and any(_idempotency_key(e) in mine for e in store.events.get(order_id, gt=loaded))

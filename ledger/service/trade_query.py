@@ -13,14 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from ledger.adapters.eventstore.store import LedgerStore
 from ledger.adapters.locks.holds import lock_key
 from ledger.config import AlipayApp
 from ledger.domain.errors import GatewayError, NothingToDo, OrderNotFound, UnknownApp
 from ledger.domain.order import Order
-from ledger.domain.trade_query import MANUAL, METHOD, SCHEDULED, QueryAnswer
+from ledger.domain.trade_query import MANUAL, METHOD, SCHEDULED, SYSTEM_ERRORS, QueryAnswer
 from ledger.service.ports import Gateway, GatewayAnswer, OrderLock
 from ledger.service.saving import save_with_retries
 
@@ -51,64 +51,98 @@ class QueryService:
         self.store, self.lock, self.gateway, self.apps = store, lock, gateway, apps
         self.schedule, self.lease, self.clock = tuple(schedule), lease, clock
 
-    def queryable(self, app_id: str) -> bool:
-        """Whether the ledger can ask Alipay about this app's trades: it holds the app's private key."""
+    def queryable(self, app_id: str, merchant: str = "") -> bool:
+        """Whether the ledger can ask Alipay about this trade: it holds the app's private key and, for a
+        service provider's merchant, that merchant's own app_auth_token."""
         app = self.apps.get(app_id)
-        return app is not None and app.private_key is not None
+        return (app is not None and app.private_key is not None
+                and (not merchant or merchant in app.app_auth_tokens))
 
     def run_step(self, order_id: str, step: int) -> str:
         """Scheduled step `step` of an order (the `query` actor): taken, asked, recorded; or `not_due` when
-        the order no longer waits, the step is done, or another worker holds it."""
+        the order no longer waits, the step is done or beyond the schedule, or another worker holds it."""
+        if not 0 <= step < len(self.schedule):
+            return "not_due"
+
         def take(order: Order) -> bool:
-            return order.take_query_step(step, self.clock(), self.lease)
+            return self.queryable(order.app_id, order.merchant) and order.take_query_step(step, self.clock(),
+                                                                                          self.lease)
 
         taken = save_with_retries(self.store, UUID(order_id), take)
         if taken is None or not taken.decision:
             return "not_due"
         order = taken.order
-        last = step == len(self.schedule) - 1
         result = self._ask_and_record(order.app_id, order.out_trade_no, order.merchant, step=step,
-                                      source=SCHEDULED, who="schedule", last=last)
+                                      source=SCHEDULED, who="schedule", last=step == len(self.schedule) - 1)
         outcome = result.error.reason if result.error else result.trade_status
         log.info("query step %s of order %s: %s", step, order.out_trade_no, outcome or "no trade yet")
         return "failed" if result.error else "answered"
 
     def query_now(self, app_id: str, out_trade_no: str, *, who: str, merchant: str = "") -> Queried:
         """Someone asks (an operator, the merchant, `ledger query`): asked at once, recorded, applied."""
-        if app_id in self.apps and not self.queryable(app_id):
-            raise NothingToDo(f"app {app_id} cannot ask Alipay: its private key is not configured "
-                              f"({self.apps[app_id].settings_prefix}APP_PRIVATE_KEY)")
+        if app_id not in self.apps:
+            raise UnknownApp(f"no Alipay app {app_id!r} is configured")
+        if not self.queryable(app_id, merchant):
+            prefix = self.apps[app_id].settings_prefix
+            missing = (f"{prefix}APP_AUTH_TOKENS has no token for merchant {merchant}" if merchant
+                       and self.apps[app_id].private_key is not None else f"{prefix}APP_PRIVATE_KEY is not set")
+            raise NothingToDo(f"cannot ask Alipay about this trade of app {app_id}: {missing}")
         if self.store.get_order(Order.create_id(app_id, out_trade_no, merchant)) is None:
             raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
         return self._ask_and_record(app_id, out_trade_no, merchant, step=None, source=MANUAL, who=who, last=False)
 
     def _ask_and_record(self, app_id: str, out_trade_no: str, merchant: str, *, step: int | None, source: str,
                         who: str, last: bool) -> Queried:
-        if app_id not in self.apps:
-            raise UnknownApp(f"no Alipay app {app_id!r} is configured")
-        answer: GatewayAnswer | None = None
-        error: GatewayError | None = None
-        try:
-            answer = self.gateway.call(app_id, METHOD, {"out_trade_no": out_trade_no})
-        except GatewayError as exc:
-            error = exc
-        queried_at = self.clock()
+        answer, error = self._ask(app_id, out_trade_no, merchant)
+        queried_at, answer_id = self.clock(), uuid4().hex
 
         def record(order: Order) -> None:
             if answer is not None:
                 order.record_query(QueryAnswer.of(answer.code, answer.sub_code, answer.fields), text=answer.text,
                                    key=answer.key, step=step, source=source, who=who, queried_at=queried_at,
-                                   last=last)
+                                   last=last, answer_id=answer_id)
             elif error is not None:
                 order.record_query_failure(reason=error.reason, retryable=error.retryable, error=str(error),
                                            text=error.text, step=step, source=source, who=who,
-                                           queried_at=queried_at, last=last)
+                                           queried_at=queried_at, last=last, answer_id=answer_id)
 
         with self.lock.hold(lock_key(app_id, out_trade_no, merchant)):
             saved = save_with_retries(self.store, Order.create_id(app_id, out_trade_no, merchant), record)
         if saved is None:
             raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
         return Queried(out_trade_no, answer, error, saved.order.status.value, saved.order.version, saved.position)
+
+    def _ask(self, app_id: str, out_trade_no: str, merchant: str) -> tuple[GatewayAnswer | None, GatewayError | None]:
+        """The gateway's verified answer about this trade, or why there is none to apply: no answer in time,
+        not believed, about another trade, or not usable as a notification's facts would be."""
+        try:
+            answer = self.gateway.call(app_id, METHOD, {"out_trade_no": out_trade_no}, merchant=merchant)
+        except GatewayError as exc:
+            return None, self._without_secrets(app_id, exc)
+        read = QueryAnswer.of(answer.code, answer.sub_code, answer.fields)
+        if answer.sub_code in SYSTEM_ERRORS:
+            return None, GatewayError(f"the gateway could not answer now ({answer.sub_code})", reason="unavailable",
+                                      retryable=True, text=answer.text, code=answer.code, sub_code=answer.sub_code)
+        if answer.ok and read.out_trade_no != out_trade_no:
+            # Signed by Alipay, but about another trade (a replay, a proxy's mix-up): never applied to this one.
+            return None, GatewayError(f"the answer is about out_trade_no {read.out_trade_no!r}, not {out_trade_no!r}"
+                                      [:300], reason="mismatched", retryable=False, text=answer.text)
+        if read.problem:
+            return None, GatewayError(f"the answer cannot be applied: {read.problem}"[:300], reason="unusable",
+                                      retryable=False, text=answer.text)
+        return answer, None
+
+    def _without_secrets(self, app_id: str, error: GatewayError) -> GatewayError:
+        """The error with no app_auth_token in its text: a refusal quotes the string the gateway verified, and
+        what is recorded is read by auditors and operators."""
+        app = self.apps.get(app_id)
+        text = error.text
+        for token in (str(secret) for secret in (app.app_auth_tokens.values() if app else ())):
+            text = text.replace(token, "(hidden)")
+        if text == error.text:
+            return error
+        return GatewayError(str(error), reason=error.reason, retryable=error.retryable, text=text, code=error.code,
+                            sub_code=error.sub_code)
 
 
 def answer_summary(result: Queried) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -67,16 +67,26 @@ def alerts_not_sent_to(engine: sa.Engine, robot: str, *, limit: int) -> list[str
         return [str(alert_id) for alert_id in conn.execute(query).scalars()]
 
 
-def queries_due(engine: sa.Engine, *, now: datetime, app_ids: Collection[str],
-                limit: int = 200) -> list[tuple[str, int]]:
-    """(order_id, step) of pending orders whose next scheduled trade query is due, the longest due first; at most
-    `limit`, so a burst of registrations is asked about over several sweeps, not all at once. The order's own
-    record decides again (ledger.domain.order.take_query_step)."""
-    o = order_status.c
-    query = (sa.select(o.order_id, o.query_step)
-             .where(o.next_query_at <= now, o.status == "PENDING", o.app_id.in_(list(app_ids)))
-             .order_by(o.next_query_at).limit(limit))
+class QueryDue(NamedTuple):
+    order_id: str
+    app_id: str
+    auth_app_id: str
+    query_step: int  # the next step of its schedule
+    registered_at: datetime
+
+
+def queries_due(engine: sa.Engine, *, now: datetime, app_ids: Collection[str], lease: timedelta,
+                limit: int = 200) -> list[QueryDue]:
+    """Pending orders whose next scheduled trade query is due and not taken by a worker within `lease`, the
+    longest due first; at most `limit`, so a burst of registrations is asked about over several sweeps, not all
+    at once. The order's own record decides again (ledger.domain.order.take_query_step)."""
     if not app_ids:
         return []
+    o = order_status.c
+    query = (sa.select(o.order_id, o.app_id, o.auth_app_id, o.query_step, o.registered_at)
+             .where(o.next_query_at <= now, o.status == "PENDING", o.app_id.in_(list(app_ids)),
+                    sa.or_(o.query_taken_at.is_(None), o.query_taken_at <= now - lease))
+             .order_by(o.next_query_at).limit(limit))
     with engine.connect() as conn:
-        return [(order_id, int(step)) for order_id, step in conn.execute(query)]
+        return [QueryDue(row.order_id, row.app_id, row.auth_app_id, int(row.query_step), row.registered_at)
+                for row in conn.execute(query)]

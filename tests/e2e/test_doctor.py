@@ -46,7 +46,15 @@ def test_a_good_configuration_passes_every_check(env: dict[str, str]) -> None:
 @pytest.mark.slow
 def test_the_apps_own_public_key_configured_as_alipays_is_caught_with_the_fix(
         env: dict[str, str], app_keys: AppKeys) -> None:
+    # Beside the app's private key: start-up itself refuses it, doctor included (exit 2, the fix named).
     code, lines = doctor({**env, "LEDGER_ALIPAY_PUBLIC_KEY": app_keys.public_b64})
+    assert code == 2 and any("holds the app's own public key" in line and "支付宝公钥" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_a_key_that_is_not_alipays_is_caught_by_the_gateways_signed_answer(env: dict[str, str]) -> None:
+    # Another app's public key, say, pasted by mistake: only Alipay's signed answer can tell.
+    code, lines = doctor({**env, "LEDGER_ALIPAY_PUBLIC_KEY": AppKeys.new().public_b64})
     assert code == 1
     [failed] = failures(lines)
     assert "gateway" in failed and "app's own public key" in failed and "支付宝公钥" in failed

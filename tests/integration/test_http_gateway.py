@@ -129,11 +129,26 @@ def test_a_private_key_alipay_does_not_have_is_a_refused_request(alipay_gateway:
 def test_a_service_providers_app_auth_token_is_passed_in_the_body(alipay_gateway: StandIn) -> None:
     alipay_gateway.sandbox.grant(APP_ID, "202612BBtoken", merchant="2088000000000101")
     alipay_gateway.sandbox.add_trade(APP_ID, "T1", "12.00", merchant="2088000000000101")
-    answer = gateway(alipay_gateway, alipay_gateway.app(app_auth_token="202612BBtoken")).call(
-        APP_ID, QUERY, {"out_trade_no": "T1"})
+    client = gateway(alipay_gateway, alipay_gateway.app(app_auth_tokens={"2088000000000101": "202612BBtoken"}))
+    answer = client.call(APP_ID, QUERY, {"out_trade_no": "T1"}, merchant="2088000000000101")
     assert answer.fields["total_amount"] == "12.00"
     assert alipay_gateway.sandbox.requests[-1]["app_auth_token"] == "202612BBtoken"
     assert all("token" not in target for _, target, _ in alipay_gateway.server.seen)  # never in a URL
+
+
+def test_the_apps_own_trade_is_asked_without_any_merchants_token(alipay_gateway: StandIn) -> None:
+    alipay_gateway.sandbox.add_trade(APP_ID, "T1", "12.00")
+    client = gateway(alipay_gateway, alipay_gateway.app(app_auth_tokens={"2088000000000101": "202612BBtoken"}))
+    assert client.call(APP_ID, QUERY, {"out_trade_no": "T1"}).fields["total_amount"] == "12.00"
+    assert "app_auth_token" not in alipay_gateway.sandbox.requests[-1]
+
+
+def test_a_merchant_without_a_token_of_its_own_is_never_asked_about_with_another(alipay_gateway: StandIn) -> None:
+    client = gateway(alipay_gateway, alipay_gateway.app(app_auth_tokens={"2088000000000101": "202612BBtoken"}))
+    with pytest.raises(GatewayError) as caught:
+        client.call(APP_ID, QUERY, {"out_trade_no": "T1"}, merchant="2088000000000202")
+    assert caught.value.reason == "no_auth_token" and "APP_AUTH_TOKENS" in str(caught.value)
+    assert alipay_gateway.sandbox.requests == []
 
 
 def test_an_app_without_a_private_key_calls_nothing(alipay_gateway: StandIn) -> None:

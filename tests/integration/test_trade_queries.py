@@ -136,6 +136,24 @@ def test_an_answer_altered_in_the_store_is_found_by_the_audit(ledger: Ledger, al
     assert findings[0].out_trade_no == out_trade_no
 
 
+def test_an_answers_event_edited_to_say_other_than_alipay_signed_is_found_by_the_audit(
+        ledger: Ledger, alipay_gateway: StandIn) -> None:
+    out_trade_no, order_id = registered(ledger)
+    alipay_gateway.sandbox.add_trade(APP_ID, out_trade_no, "88.00", "WAIT_BUYER_PAY")
+    step(ledger, order_id, 0)
+    assert ledger.engine is not None
+    table = "ledger_events" if ledger.engine.dialect.name == "postgresql" else "stored_events"
+    with ledger.engine.begin() as conn:
+        version, state = conn.execute(sa.text(f"SELECT originator_version, state FROM {table} "
+                                              "WHERE topic LIKE '%TradeQueried'")).one()
+        altered = bytes(state).replace(b'"trade_status":"WAIT_BUYER_PAY"', b'"trade_status":"TRADE_SUCCESS"')
+        assert altered != bytes(state)  # the event's own field; the signed text inside it is left as it was
+        conn.execute(sa.text(f"UPDATE {table} SET state = :state WHERE topic LIKE '%TradeQueried' "
+                             "AND originator_version = :version"), {"state": altered, "version": version})
+    [finding] = recorded_callbacks_that_fail(ledger.store, ledger.settings.apps)
+    assert "altered trade-query event" in finding.problem
+
+
 @pytest.mark.parametrize("fault", [{"wrong_key": True}, {"tampered": True}, {"unsigned": True}])
 def test_an_answer_that_cannot_be_believed_is_kept_applies_nothing_and_alerts(
         ledger: Ledger, alipay_gateway: StandIn, fault: dict[str, bool]) -> None:

@@ -74,13 +74,13 @@ def new_sandbox(alipay: SandboxAlipay, app_keys: AppKeys, *, cert_sn: str = "") 
 
 
 def app(alipay: SandboxAlipay, app_keys: AppKeys, *, app_id: str = APP_ID, keys: KeyRing | None = None,
-        private_key: rsa.RSAPrivateKey | None = None, signs: bool = True, app_auth_token: str | None = None,
+        private_key: rsa.RSAPrivateKey | None = None, signs: bool = True, app_auth_tokens: dict[str, str] | None = None,
         name: str = "") -> AlipayApp:
     """The ledger's AlipayApp for the app: trusting the sandbox's Alipay key (or `keys`), signing with the app's
     private key (or `private_key`; with none if not `signs`)."""
     return AlipayApp(app_id=app_id, keys=keys or load_key_ring(alipay.public_key_b64),
                      private_key=(private_key or app_keys.private_key) if signs else None,
-                     app_auth_token=Secret(app_auth_token) if app_auth_token else None, name=name)
+                     app_auth_tokens={m: Secret(t) for m, t in (app_auth_tokens or {}).items()}, name=name)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,8 @@ def test_a_service_providers_token_is_sent_and_signed(twin: Callable[..., Memory
                                                       alipay: SandboxAlipay, app_keys: AppKeys) -> None:
     sandbox.grant(APP_ID, "202612BBtoken", merchant="2088000000000101")
     sandbox.add_trade(APP_ID, "T1", "12.00", merchant="2088000000000101")
-    answer = twin(app(alipay, app_keys, app_auth_token="202612BBtoken")).call(APP_ID, QUERY, {"out_trade_no": "T1"})
+    answer = twin(app(alipay, app_keys, app_auth_tokens={"2088000000000101": "202612BBtoken"})).call(
+        APP_ID, QUERY, {"out_trade_no": "T1"}, merchant="2088000000000101")
     assert answer.fields["total_amount"] == "12.00" and sandbox.requests[-1]["app_auth_token"] == "202612BBtoken"
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from ledger.adapters.eventstore.store import LedgerStore, persistence_env
 from ledger.adapters.locks.local import LocalOrderLock
@@ -35,7 +36,7 @@ class ScriptedGateway:
         self.replies, self.delay, self.calls = list(replies), delay, 0
         self._lock = threading.Lock()
 
-    def call(self, app_id: str, method: str, biz_content: Mapping[str, Any]) -> GatewayAnswer:
+    def call(self, app_id: str, method: str, biz_content: Mapping[str, Any], *, merchant: str = "") -> GatewayAnswer:
         with self._lock:
             self.calls += 1
             reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
@@ -171,3 +172,104 @@ def test_a_step_of_an_order_paid_meanwhile_asks_nothing(alipay: SandboxAlipay) -
     service.query_now(APP_ID, out_trade_no, who="merchant")
     save_with_retries(service.store, Order.create_id(APP_ID, out_trade_no), lambda order: None)
     assert service.run_step(order_id, 0) == "not_due" and gateway.calls == 1
+
+
+class ReplyingGateway(ScriptedGateway):
+    """Answers every call with `fields` exactly (a 10000 answer unless they say otherwise)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__("TRADE_SUCCESS")
+        self.fields = fields
+
+    def call(self, app_id: str, method: str, biz_content: Mapping[str, Any], *, merchant: str = "") -> GatewayAnswer:
+        self.calls += 1
+        fields = {"code": "10000", "msg": "Success", **self.fields}
+        return GatewayAnswer(app_id, method, "{...}", "fingerprint", fields)
+
+
+def paid_fields(out_trade_no: str, **changes: Any) -> dict[str, Any]:
+    return {"trade_status": "TRADE_SUCCESS", "trade_no": "2026120100001", "out_trade_no": out_trade_no,
+            "total_amount": "88.00", "send_pay_date": "2026-12-01 20:00:00", **changes}
+
+
+def test_a_signed_answer_about_another_trade_is_never_applied_to_this_one(alipay: SandboxAlipay) -> None:
+    out_trade_no = ref("Q")
+    service = query_service(alipay, ReplyingGateway(paid_fields("SOMEONE-ELSES-ORDER")))  # type: ignore[arg-type]
+    order_id = register(service, out_trade_no)
+    assert service.run_step(order_id, 0) == "failed"
+    failed = events(service, order_id)[-1]
+    assert (type(failed).__name__, failed.reason) == ("TradeQueryFailed", "mismatched")
+    assert "PaymentConfirmed" not in kinds(service, order_id)
+
+
+@pytest.mark.parametrize("amount", ["88.004", "-88.00", "8.8e1", "", None, 88.0])
+def test_a_paid_answer_without_an_amount_in_alipays_form_is_never_a_payment(alipay: SandboxAlipay,
+                                                                           amount: Any) -> None:
+    out_trade_no = ref("Q")
+    fields = paid_fields(out_trade_no, total_amount=amount)
+    service = query_service(alipay, ReplyingGateway(fields))  # type: ignore[arg-type]
+    order_id = register(service, out_trade_no)
+    service.query_now(APP_ID, out_trade_no, who="operator")
+    failed = events(service, order_id)[-1]
+    assert (type(failed).__name__, failed.reason) == ("TradeQueryFailed", "unusable")
+    assert "PaymentConfirmed" not in kinds(service, order_id)
+
+
+def test_a_system_error_of_the_gateway_is_asked_again_not_taken_for_an_answer(alipay: SandboxAlipay) -> None:
+    service = query_service(alipay, ScriptedGateway("ACQ.SYSTEM_ERROR", "TRADE_SUCCESS"))
+    order_id = register(service, ref("Q"))
+    assert service.run_step(order_id, 0) == "failed"
+    assert (events(service, order_id)[-1].reason, events(service, order_id)[-1].retryable) == ("unavailable", True)
+    assert service.run_step(order_id, 1) == "answered" and "PaymentConfirmed" in kinds(service, order_id)
+
+
+def test_a_merchants_token_quoted_back_in_a_refusal_is_never_recorded(alipay: SandboxAlipay) -> None:
+    merchant, token = "2088000000000101", "202612BBsecret"
+    refused = GatewayError("isv.invalid-signature", reason="request_refused", retryable=False,
+                           text=f'{{"sub_msg":"验签字符串为：app_auth_token={token}&amp;app_id=2021"}}')
+    key = alipay.app_private_pem()
+    env = {**alipay.env(), "LEDGER_DATABASE_URL": "memory://", "LEDGER_ALIPAY_APP_PRIVATE_KEY": key,
+           "LEDGER_ALIPAY_APP_AUTH_TOKENS": f"{merchant}:{token}"}
+    settings = Settings.from_env(env)
+    service = QueryService(LedgerStore(env=persistence_env("memory://")), LocalOrderLock(wait_seconds=1.0),
+                           ScriptedGateway(refused), settings.apps, schedule=SCHEDULE, lease=timedelta(minutes=2),
+                           clock=lambda: datetime.now(UTC))
+    order = Order(app_id=APP_ID, out_trade_no=ref("Q"), merchant=merchant)
+    order.register(Decimal("88.00"), "a book")
+    service.store.save(order)
+    service.query_now(APP_ID, order.out_trade_no, who="operator", merchant=merchant)
+    failed = events(service, str(order.id))[-1]
+    assert token not in failed.text and "app_auth_token=(hidden)" in failed.text
+
+
+def test_a_merchant_without_a_token_of_its_own_is_neither_scheduled_nor_asked_about(alipay: SandboxAlipay) -> None:
+    gateway = ScriptedGateway("TRADE_SUCCESS")
+    service = query_service(alipay, gateway)
+    order = Order(app_id=APP_ID, out_trade_no=ref("Q"), merchant="2088000000000202")
+    order.register(Decimal("88.00"), "a book")
+    service.store.save(order)
+    assert not service.queryable(APP_ID, "2088000000000202") and service.queryable(APP_ID)
+    assert service.run_step(str(order.id), 0) == "not_due"
+    with pytest.raises(NothingToDo, match="APP_AUTH_TOKENS has no token for merchant 2088000000000202"):
+        service.query_now(APP_ID, order.out_trade_no, who="operator", merchant="2088000000000202")
+    assert gateway.calls == 0
+
+
+def test_an_answer_recorded_by_a_commit_whose_acknowledgement_was_lost_is_recorded_once(
+        alipay: SandboxAlipay, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = query_service(alipay, ScriptedGateway("WAIT_BUYER_PAY"))
+    out_trade_no = ref("Q")
+    order_id = register(service, out_trade_no)
+    real_save, lost = service.store.save, []
+
+    def save_then_lose_the_answer(*objs: Any, **kwargs: Any) -> Any:
+        recorded = real_save(*objs, **kwargs)
+        if not lost:
+            lost.append(True)
+            raise IntegrityError("the library's retry of a commit that went through")
+        return recorded
+
+    monkeypatch.setattr(service.store, "save", save_then_lose_the_answer)
+    service.query_now(APP_ID, out_trade_no, who="operator")
+    assert kinds(service, order_id).count("TradeQueried") == 1
+

@@ -267,3 +267,27 @@ def test_several_alipay_keys_in_one_setting_make_a_ring_of_them_all(app_env: dic
     both = app_env["LEDGER_ALIPAY_PUBLIC_KEY"] + "," + second
     ring = Settings.from_env({**app_env, "LEDGER_ALIPAY_PUBLIC_KEY": both})
     assert len(ring.apps[APP_ID].keys.keys) == 2
+
+
+def test_a_service_providers_tokens_are_read_per_merchant_and_never_shown(app_env: dict[str, str]) -> None:
+    settings = Settings.from_env({**app_env, "LEDGER_ALIPAY_APP_AUTH_TOKENS": "2088000000000101:202612BBsecret1, "
+                                                                              "2088000000000202:202612BBsecret2"})
+    tokens = settings.apps[APP_ID].app_auth_tokens
+    assert {merchant: str(token) for merchant, token in tokens.items()} == {
+        "2088000000000101": "202612BBsecret1", "2088000000000202": "202612BBsecret2"}
+    assert "202612BBsecret" not in repr(settings)
+
+
+@pytest.mark.parametrize("text", ["202612BBsecret", "2088000000000101:", ":202612BBsecret",
+                                  "2088000000000101:a,2088000000000101:b"])
+def test_a_token_not_given_as_merchant_and_token_once_each_is_an_error_that_hides_it(
+        app_env: dict[str, str], text: str) -> None:
+    problems = problems_of({**app_env, "LEDGER_ALIPAY_APP_AUTH_TOKENS": text})
+    assert "APP_AUTH_TOKENS entry" in problems and "202612BBsecret" not in problems
+
+
+def test_the_apps_own_public_key_in_alipays_key_ring_is_refused_at_start_up(app_env: dict[str, str]) -> None:
+    own_pem, own_public = generate_key_pair()
+    problems = problems_of({**app_env, "LEDGER_ALIPAY_APP_PRIVATE_KEY": own_pem.decode(),
+                            "LEDGER_ALIPAY_PUBLIC_KEY": app_env["LEDGER_ALIPAY_PUBLIC_KEY"] + "," + own_public})
+    assert "holds the app's own public key" in problems and "支付宝公钥" in problems

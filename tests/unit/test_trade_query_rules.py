@@ -9,7 +9,7 @@ from uuid import uuid4
 
 from ledger.domain.notice import TradeNotice
 from ledger.domain.order import Order, Status
-from ledger.domain.trade_query import SCHEDULED, SOURCE, QueryAnswer, due_at
+from ledger.domain.trade_query import SCHEDULED, SOURCE, QueryAnswer, due_at, latest_due
 from tests.support.notices import notification
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -118,12 +118,19 @@ def test_a_step_is_taken_once_within_its_lease_and_again_after_it() -> None:
     assert order.take_query_step(0, NOW + LEASE, LEASE)  # its worker died: another takes it
 
 
-def test_a_step_that_is_done_or_not_next_is_not_taken() -> None:
+def test_a_step_done_is_not_taken_again_and_overdue_ones_are_skipped_for_the_latest() -> None:
     order = registered()
-    assert not order.take_query_step(1, NOW, LEASE)
     ask(order, answer("WAIT_BUYER_PAY"), step=0)
     assert not order.take_query_step(0, NOW, LEASE)
-    assert order.take_query_step(1, NOW, LEASE)
+    assert order.take_query_step(3, NOW, LEASE)  # steps 1 and 2 overdue too: one question answers for them
+    ask(order, answer("WAIT_BUYER_PAY"), step=3)
+    assert order.query_steps == 4 and not order.take_query_step(2, NOW, LEASE)
+
+
+def test_while_a_step_is_taken_no_other_step_is_taken_either() -> None:
+    order = registered()
+    assert order.take_query_step(0, NOW, LEASE)
+    assert not order.take_query_step(1, NOW + LEASE / 2, LEASE)
 
 
 def test_no_step_is_taken_once_the_order_is_paid() -> None:
@@ -167,3 +174,17 @@ def test_steps_fall_after_each_delay_from_registration_spread_by_at_most_a_tenth
 def test_a_burst_of_registrations_is_spread_over_the_window() -> None:
     dues = sorted(due_at(NOW, (240.0,), 0, uuid4()) for _ in range(1000))  # type: ignore[type-var]
     assert dues[-1] - dues[0] > timedelta(seconds=20)  # not all in one second
+
+
+def test_a_scheduled_not_paid_answer_racing_the_notified_payment_raises_no_anomaly() -> None:
+    order = registered()
+    assert order.take_query_step(0, NOW, LEASE)
+    deliver(order, notification("T1"))  # paid while the question was on its way
+    assert ask(order, answer("WAIT_BUYER_PAY"), step=0) == ["TradeQueried"]
+
+
+def test_overdue_steps_are_asked_once_for_the_latest_of_them() -> None:
+    order_id, schedule = uuid4(), (240.0, 600.0, 600.0, 3600.0)
+    assert latest_due(NOW, schedule, 0, order_id, NOW + timedelta(seconds=300)) == 0
+    assert latest_due(NOW, schedule, 0, order_id, NOW + timedelta(days=2)) == 3  # down for days: one question
+    assert latest_due(NOW, schedule, 2, order_id, NOW + timedelta(seconds=1500)) == 2

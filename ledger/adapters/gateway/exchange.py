@@ -36,7 +36,7 @@ class GatewayApp(Protocol):
     def private_key(self) -> RSAPrivateKey | None: ...
 
     @property
-    def app_auth_token(self) -> object | None:  # str() gives it: a starlette Secret, which repr never shows
+    def app_auth_tokens(self) -> Mapping[str, object]:  # a merchant's (auth_app_id's): str() gives it, repr never
         ...
 
     @property
@@ -57,13 +57,20 @@ def app_of(apps: Mapping[str, GatewayApp], app_id: str) -> GatewayApp:
     return app
 
 
-def request_body(app: GatewayApp, method: str, biz_content: Mapping[str, Any], at: datetime) -> bytes:
-    """The form body of the call, signed with the app's private key."""
+def request_body(app: GatewayApp, method: str, biz_content: Mapping[str, Any], at: datetime,
+                 merchant: str = "") -> bytes:
+    """The form body of the call, signed with the app's private key; for a service provider's `merchant`, with
+    that merchant's app_auth_token (and none for the app's own trades)."""
     if app.private_key is None:
         raise GatewayError(f"app {app.app_id} has no private key to sign gateway requests with: set "
                            f"{app.settings_prefix}APP_PRIVATE_KEY (or {app.settings_prefix}APP_PRIVATE_KEY_FILE)",
                            reason="no_private_key", retryable=False)
-    token = str(app.app_auth_token) if app.app_auth_token is not None else None
+    token = None
+    if merchant:
+        if merchant not in app.app_auth_tokens:
+            raise GatewayError(f"app {app.app_id} has no app_auth_token for merchant {merchant}: add it to "
+                               f"{app.settings_prefix}APP_AUTH_TOKENS", reason="no_auth_token", retryable=False)
+        token = str(app.app_auth_tokens[merchant])
     return form_body(signed_request(app.app_id, method, biz_content, app.private_key, at=at, app_auth_token=token,
                                     app_cert_sn=app.app_cert_sn or None,
                                     alipay_root_cert_sn=app.alipay_root_cert_sn or None))

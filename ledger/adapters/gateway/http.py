@@ -33,9 +33,9 @@ class HttpGateway:
         self.apps, self.url, self.clock = apps, url, clock
         self._http = HttpClient(timeout, max_answer_bytes=max_answer_bytes)
 
-    def call(self, app_id: str, method: str, biz_content: Mapping[str, Any]) -> GatewayAnswer:
+    def call(self, app_id: str, method: str, biz_content: Mapping[str, Any], *, merchant: str = "") -> GatewayAnswer:
         app = app_of(self.apps, app_id)
-        body = request_body(app, method, biz_content, self.clock())
+        body = request_body(app, method, biz_content, self.clock(), merchant)
         try:
             answer = self._http.post(self.url, body, HEADERS)
         except OutboundError as exc:

@@ -24,9 +24,9 @@ class MemoryGateway:
         self.apps, self.sandbox, self.clock = apps, sandbox, clock
         self.timeout, self.max_answer_bytes = timeout, max_answer_bytes
 
-    def call(self, app_id: str, method: str, biz_content: Mapping[str, Any]) -> GatewayAnswer:
+    def call(self, app_id: str, method: str, biz_content: Mapping[str, Any], *, merchant: str = "") -> GatewayAnswer:
         app = app_of(self.apps, app_id)
-        reply = self.sandbox.handle("", request_body(app, method, biz_content, self.clock()))
+        reply = self.sandbox.handle("", request_body(app, method, biz_content, self.clock(), merchant))
         if reply.delay >= self.timeout:
             raise GatewayError(f"the gateway did not answer: timeout after {float(self.timeout)} s",
                                reason="unavailable", retryable=True)
