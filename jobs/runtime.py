@@ -28,6 +28,9 @@ from projections.queries.operations import alerts_unsent, deliveries_due, querie
 
 log = logging.getLogger(__name__)
 QUEUE = "ledger"
+# Trade queries wait on Alipay's gateway (up to its deadline each): they have a queue and threads of their own, so a
+# slow gateway never holds up the deliveries and alerts of the main queue.
+QUERY_QUEUE, QUERY_THREADS = "ledger-queries", 2
 CERTIFICATE_CHECK = timedelta(hours=1)
 
 
@@ -70,7 +73,7 @@ def declare(broker: dramatiq.Broker, ledger: Any) -> Actors:
                "max_backoff": 60_000}
     actors = Actors(deliver=dramatiq.actor(actor_name="ledger.deliver", **options)(deliver),
                     send_alerts=dramatiq.actor(actor_name="ledger.send_alerts", **options)(send_alerts),
-                    query=dramatiq.actor(actor_name="ledger.query", **options)(query))
+                    query=dramatiq.actor(actor_name="ledger.query", **{**options, "queue_name": QUERY_QUEUE})(query))
     return actors
 
 
@@ -166,14 +169,20 @@ class InProcessWorker:
     def __init__(self, broker: dramatiq.Broker, *, threads: int = 4) -> None:
         self.broker, self.threads = broker, threads
         self.worker: dramatiq.Worker | None = None
+        self.queries: dramatiq.Worker | None = None
 
     def start(self) -> None:
         self.broker.emit_after("process_boot")  # or time limits never start
-        self.worker = dramatiq.Worker(self.broker, worker_threads=self.threads, worker_timeout=100)
+        self.worker = dramatiq.Worker(self.broker, worker_threads=self.threads, worker_timeout=100,
+                                      queues={QUEUE})
+        self.queries = dramatiq.Worker(self.broker, worker_threads=QUERY_THREADS, worker_timeout=100,
+                                       queues={QUERY_QUEUE})
         self.worker.start()
+        self.queries.start()
 
     def stop(self) -> None:
         # The broker belongs to the Ledger (it closes it): a new worker may start on it again.
-        if self.worker is not None:
-            self.worker.stop(timeout=10_000)
-            self.worker = None
+        for worker in (self.worker, self.queries):
+            if worker is not None:
+                worker.stop(timeout=10_000)
+        self.worker = self.queries = None
