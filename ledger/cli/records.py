@@ -108,7 +108,8 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
                   f"notify_id {finding.notify_id}: {finding.problem}")
     finally:
         ledger.close()
-    print(f"checked {counted[0]} recorded callbacks: {failures} failed verification")
+    print(f"checked {counted[0]} recorded callbacks, messages and trade-query answers: {failures} failed "
+          "verification")
     return 1 if failures else 0
 
 

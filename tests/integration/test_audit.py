@@ -15,6 +15,8 @@ from ledger.service.application import RecordCallback
 from ledger.service.audit import recorded_callbacks_that_fail
 from tests.support.alipay import SandboxAlipay
 
+CHECKED = "checked {} recorded callbacks, messages and trade-query answers: {} failed verification"
+
 TAMPER = {
     "sqlite": "update stored_events set state = cast(replace(cast(state as text), :old, :new) as blob)"
               " where topic like '%CallbackReceived'",
@@ -57,7 +59,7 @@ def test_ledger_audit_verify_exits_1_and_names_the_altered_order(make_ledger: Ca
     env = {"PATH": os.environ["PATH"], "LEDGER_DATABASE_URL": sqlite_url, **alipay.env()}
     command = [sys.executable, "-m", "ledger.cli", "audit", "verify"]
     clean = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert (clean.returncode, clean.stdout.strip()) == (0, "checked 3 recorded callbacks: 0 failed verification")
+    assert (clean.returncode, clean.stdout.strip()) == (0, CHECKED.format(3, 0))
     alter_amount(ledger, "30.00", "3.00")
     altered = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert altered.returncode == 1

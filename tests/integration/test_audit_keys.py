@@ -23,6 +23,8 @@ from ledger.service.audit import Finding, recorded_callbacks_that_fail
 from tests.support.alipay import SandboxAlipay
 from tests.support.certs import CertifiedAlipay
 
+CHECKED = "checked {} recorded callbacks, messages and trade-query answers: {} failed verification"
+
 TAMPER = {
     "sqlite": "update stored_events set state = cast(replace(cast(state as text), :old, :new) as blob)"
               " where topic like '%CallbackReceived'",
@@ -141,12 +143,12 @@ def test_ledger_audit_verify_names_the_callback_and_the_key_until_the_retired_ke
     assert without.returncode == 1, without.stderr
     [line] = [line for line in without.stdout.splitlines() if line.startswith("FAILED")]
     assert "order OLD-1" in line and f"by key {fp(alipay)}, which is neither configured nor given with --key" in line
-    assert without.stdout.splitlines()[-1] == "checked 2 recorded callbacks: 1 failed verification"
+    assert without.stdout.splitlines()[-1] == CHECKED.format(2, 1)
     (tmp_path / "old.pem").write_text(spki_pem(alipay))
     (tmp_path / "unrelated.txt").write_text(SandboxAlipay.new().public_key_b64)
     given = ledger_cli("audit", "verify", "--key", str(tmp_path / "unrelated.txt"), "--key", str(tmp_path / "old.pem"),
                        env=env)
-    assert (given.returncode, given.stdout.strip()) == (0, "checked 2 recorded callbacks: 0 failed verification")
+    assert (given.returncode, given.stdout.strip()) == (0, CHECKED.format(2, 0))
 
 
 def test_ledger_audit_verify_refuses_a_key_file_it_cannot_read_or_that_holds_no_key(
@@ -174,4 +176,4 @@ def test_a_retired_certificate_kept_by_the_auditor_verifies_its_callbacks(
     assert ledger_cli("audit", "verify", env=env).returncode == 1
     (tmp_path / "alipayCertPublicKey_RSA2.crt").write_text(old.public_cert_file())
     kept = ledger_cli("audit", "verify", "--key", str(tmp_path / "alipayCertPublicKey_RSA2.crt"), env=env)
-    assert (kept.returncode, kept.stdout.strip()) == (0, "checked 1 recorded callbacks: 0 failed verification")
+    assert (kept.returncode, kept.stdout.strip()) == (0, CHECKED.format(1, 0))

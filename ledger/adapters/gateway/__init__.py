@@ -1,5 +1,5 @@
 """Alipay's open-platform gateway: `http.HttpGateway` posts each signed request to it over HTTPS, and
-`memory.MemoryGateway`, the in-memory twin for unit tests and the embedded mode without network, hands it to
+`memory.MemoryGateway`, the in-memory twin for unit tests, hands it to
 the stand-in gateway (ledger.alipay.sandbox_gateway). Both sign and verify through `exchange`, so the twin's
 answers are believed exactly as real ones are.
 

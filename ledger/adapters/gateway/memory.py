@@ -1,6 +1,6 @@
 """The gateway's in-memory twin: each call signed as for Alipay and handed to the stand-in gateway
 (ledger.alipay.sandbox_gateway) in the same process, its answer verified as a real one is. No socket: for unit
-tests and the embedded mode without network.
+tests (the embedded mode asks the configured gateway URL, the demo's stand-in over HTTP).
 
 The stand-in's faults come out as the real client's would: an answer delayed past `timeout` is a timeout (at
 once, without the wait), a redirect or an HTTP error the same GatewayError, an answer over the cap refused.
