@@ -34,8 +34,8 @@ from ledger.alipay.response import ERROR_RESPONSE, response_key
 from ledger.alipay.sandbox import BUYER_ID, trade_number
 from ledger.alipay.signature import HASHES, decode_sign
 from ledger.domain.errors import SignatureInvalid
+from ledger.domain.trade_query import METHOD
 
-QUERY = "alipay.trade.query"
 PAID = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
 HTML = (("Content-Type", "text/html;charset=utf-8"),)  # what Alipay's gateway declares, for a JSON body
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
@@ -195,7 +195,7 @@ class SandboxGateway:
             if token not in app.grants:
                 return root, _error("20001", "aop.invalid-app-auth-token", "无效的应用授权令牌"), True
             merchant = app.grants[token]
-        if method != QUERY:
+        if method != METHOD:
             return root, _error("40002", "isv.invalid-method", "不存在的方法名"), True
         return root, self._query(app_id, merchant, params.get("biz_content", "")), True
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from ledger.alipay.keyring import AlipayKey
+from ledger.alipay.request import CHINA_STANDARD_TIME
 from ledger.config import AlipayApp
 
 KIND = "certificate_expiring"
 DAY = timedelta(days=1)
 WARN_BEFORE = 30 * DAY
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 
 
 @dataclass(frozen=True)

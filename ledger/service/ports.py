@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from ledger.adapters.locks.holds import AsyncOrderLock, LockHold, ManyHold
-from ledger.alipay.response import SUCCESS_CODE as SUCCESS_CODE
 from ledger.alipay.response import GatewayAnswer as GatewayAnswer
 from ledger.domain.message import MessageNotice
 from ledger.domain.notice import TradeNotice
