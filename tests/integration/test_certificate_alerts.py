@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from jobs.runtime import CERTIFICATE_CHECK, Sweeper
 from ledger.alipay.keyring import cert_sn
+from ledger.alipay.request import CHINA_STANDARD_TIME
 from ledger.bootstrap import Ledger
 from projections.tables import alerts
 from tests.support.certs import CertifiedAlipay
@@ -64,7 +65,9 @@ def test_the_sweep_alerts_at_start_up_of_a_certificate_expiring_in_10_days_and_t
 
 def test_the_sweep_checks_the_certificates_at_most_once_an_hour_and_alerts_once_a_day(
         make_ledger: Callable[..., Ledger], sqlite_url: str, expiring_soon: CertifiedAlipay) -> None:
-    now = [datetime.now(UTC)]
+    # 01:00 China Standard Time tomorrow: the two hours below stay within one of the alert's days, whenever it runs.
+    tomorrow = datetime.now(CHINA_STANDARD_TIME).date() + timedelta(days=1)
+    now = [datetime(tomorrow.year, tomorrow.month, tomorrow.day, 1, tzinfo=CHINA_STANDARD_TIME).astimezone(UTC)]
     ledger = make_ledger(sqlite_url, overrides={"clock": lambda: now[0]}, **cert_env(expiring_soon))
     assert ledger.alerting is not None
     raise_alert, checks = ledger.alerting.raise_alert, []
