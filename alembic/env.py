@@ -1,12 +1,14 @@
 """Alembic environment: migrations run on the connection `ledger.adapters.sql.migrations` hands over."""
 
+import ledger.adapters.bills.sql
 import ledger.adapters.refusals.quarantine  # noqa: F401  (its table is on ledger.adapters.refusals.rejections.metadata)
 import ledger.adapters.refusals.rejections
 import projections.tables
 from alembic import context
 
-# Both metadatas describe the head, for `alembic check`-style comparisons; migrations themselves are explicit.
-target_metadata = [ledger.adapters.refusals.rejections.metadata, projections.tables.metadata]
+# The metadatas describe the head, for `alembic check`-style comparisons; migrations themselves are explicit.
+target_metadata = [ledger.adapters.refusals.rejections.metadata, ledger.adapters.bills.sql.metadata,
+                   projections.tables.metadata]
 
 connection = context.config.attributes.get("connection")
 if connection is None:

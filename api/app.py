@@ -14,7 +14,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import health, messages, notify, operations, orders, parking, quarantine, reports, trade_queries
+from api import (
+    health,
+    messages,
+    notify,
+    operations,
+    orders,
+    parking,
+    quarantine,
+    reconciliation,
+    reports,
+    trade_queries,
+)
 from api.deadlines import QuietTimeouts
 from api.errors import error_body
 from api.floods import RefusalFloods
@@ -65,6 +76,7 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, refusal_thread
             *trade_queries.routes,
             Route("/api/orders/{out_trade_no:path}", orders.show, methods=["GET"]),
             *reports.routes,
+            *reconciliation.routes,
             *operations.routes,
             *parking.routes,
             *quarantine.routes,

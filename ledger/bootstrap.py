@@ -19,6 +19,9 @@ from redis.retry import Retry
 
 from jobs.dispatch import Dispatcher
 from jobs.runtime import Actors, InProcessWorker, Sweeper, declare, make_broker
+from ledger.adapters.bills.folder import FolderBillFiles
+from ledger.adapters.bills.memory import MemoryBillFiles
+from ledger.adapters.bills.sql import SqlBillFiles
 from ledger.adapters.eventstore.postgres import FailFastPostgresRecorder
 from ledger.adapters.eventstore.store import LedgerStore, persistence_env
 from ledger.adapters.locks.local import LocalOrderLock
@@ -37,6 +40,7 @@ from ledger.intake.io import PostgresIO, StoreIO
 from ledger.intake.loop import GroupCommit
 from ledger.service.alerting import AlertService, BurstCounter
 from ledger.service.application import LedgerService
+from ledger.service.bills import BillFiles, BillService
 from ledger.service.delivery import DeliveryService
 from ledger.service.doctor import Doctor
 from ledger.service.ports import Gateway, OrderLock
@@ -63,6 +67,7 @@ class Ledger:
     alerting: AlertService | None = None
     delivery: DeliveryService | None = None
     queries: QueryService | None = None
+    bills: BillService | None = None
     actors: Actors | None = None
     metrics: Metrics | None = None
     # `/readyz`'s check of the event store, kept for READINESS_SECONDS (see _readiness).
@@ -133,6 +138,8 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
                                   schedule=settings.query_schedule, clock=clock,
                                   # Longer than a call may take: a step taken is left to its worker that long.
                                   lease=timedelta(seconds=2 * settings.gateway_timeout_seconds + 60))
+    ledger.bills = BillService(store, _bill_files(settings, engine), settings.apps, clock=clock,
+                               gateway=ledger.queries.gateway)
     ledger.actors = declare(broker, ledger)
     actors = ledger.actors
     if settings.downstream_url and settings.downstream_secret:
@@ -206,6 +213,13 @@ def _gateway(settings: Settings, clock: Callable[[], datetime]) -> Gateway:
     from ledger.adapters.gateway.http import HttpGateway
 
     return HttpGateway(settings.apps, settings.gateway_url, timeout=settings.gateway_timeout_seconds, clock=clock)
+
+
+def _bill_files(settings: Settings, engine: sa.Engine | None) -> BillFiles:
+    """Where imported bills' bytes are kept: LEDGER_BILL_DIR, else the database, else (the memory store) memory."""
+    if settings.bill_dir is not None:
+        return FolderBillFiles(settings.bill_dir)
+    return SqlBillFiles(engine) if engine is not None else MemoryBillFiles()
 
 
 def _robots(settings: Settings) -> list[Any]:

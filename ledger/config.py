@@ -106,6 +106,7 @@ class Settings:
     gateway_timeout_seconds: float = 10.0
     query_schedule: tuple[float, ...] = DEFAULT_QUERY_SCHEDULE
     public_notify_url: str | None = None
+    bill_dir: Path | None = None  # where imported bills' bytes go; None: the database
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -246,7 +247,8 @@ def _gateway(read: Any, problems: list[str]) -> dict[str, Any]:
         problems.append("LEDGER_PUBLIC_NOTIFY_URL must be an http:// or https:// URL")
     values = {"gateway_url": url, "gateway_timeout_seconds": read("GATEWAY_TIMEOUT_SECONDS", float, 10.0),
               "query_schedule": _schedule(str(read("QUERY_SCHEDULE", default="")), problems),
-              "public_notify_url": notify_url}
+              "public_notify_url": notify_url,
+              "bill_dir": Path(read("BILL_DIR")) if read("BILL_DIR") else None}
     _positive(values["gateway_timeout_seconds"], "GATEWAY_TIMEOUT_SECONDS", problems)
     return values
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from projections.bills import BillsProjection
 from projections.callbacks import CallbackLogProjection
 from projections.finance import DailyTotalsProjection, JournalProjection
 from projections.messages import MessagesProjection
@@ -24,4 +25,4 @@ def all_projections(*, downstream: bool = True, robots: bool = True,
     `query_schedule`: when a pending order is next asked about (LEDGER_QUERY_SCHEDULE)."""
     return [OrderStatusProjection(query_schedule=query_schedule), CallbackLogProjection(), DailyTotalsProjection(),
             JournalProjection(), DeliveriesProjection(downstream=downstream), AlertsProjection(robots=robots),
-            MessagesProjection()]
+            MessagesProjection(), BillsProjection()]

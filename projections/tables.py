@@ -68,6 +68,29 @@ order_status = sa.Table(
 )
 
 
+bills = sa.Table(
+    "bills", metadata,  # every trade bill imported, as evidence (ledger.domain.bill); its bytes: bill_files
+    sa.Column("bill_id", sa.String(36), primary_key=True),
+    sa.Column("position", ID, nullable=False),
+    sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("account", sa.String(ID_MAX), nullable=False),
+    sa.Column("bill_date", sa.Date, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(300), nullable=False),
+    sa.Column("who", sa.String(200), nullable=False),
+    sa.Column("imported_at", UTC_TIME, nullable=False),
+    sa.Column("payments", sa.Integer, nullable=False),
+    sa.Column("refunds", sa.Integer, nullable=False),
+    sa.Column("total_amount", TOTAL, nullable=False),
+    sa.Column("receipt_amount", TOTAL, nullable=False),
+    sa.Column("fee", TOTAL, nullable=False),
+    sa.Column("share", TOTAL, nullable=False),
+    sa.Column("net", TOTAL, nullable=False),
+    sa.Index("ix_bills_app_date", "app_id", "bill_date"),
+)
+
+
 callback_log = sa.Table(
     "callback_log", metadata,
     sa.Column("position", ID, primary_key=True, autoincrement=False),

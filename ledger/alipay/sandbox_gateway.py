@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from ledger.alipay.request import CHINA_STANDARD_TIME, TIMESTAMP_FORMAT, sign_co
 from ledger.alipay.response import ERROR_RESPONSE, response_key
 from ledger.alipay.sandbox import BUYER_ID, trade_number
 from ledger.alipay.signature import HASHES, decode_sign
+from ledger.domain.bill import BILL_METHOD
 from ledger.domain.errors import SignatureInvalid
 from ledger.domain.trade_query import METHOD
 
@@ -92,6 +94,9 @@ class SandboxGateway:
         self._requests: deque[dict[str, str]] = deque(maxlen=10_000)  # the demo's stand-in runs for hours
         self._lock = threading.Lock()
         self._wrong_key: RSAPrivateKey | None = None
+        self._bills: dict[tuple[str, str], bytes] = {}  # (app_id, bill_date) -> the day's trade bill file
+        self._downloads: dict[str, bytes] = {}  # a download URL's token -> the file it serves
+        self.bill_base_url = ""  # where the files are downloaded from (the server sets it: .../sandbox/bills/)
 
     # Setting the scene.
     def add_app(self, app_id: str, public_key: RSAPublicKey | None) -> None:
@@ -124,6 +129,16 @@ class SandboxGateway:
         with self._lock:
             self._trades[(app_id, merchant, out_trade_no)] = trade
         return dict(trade)
+
+    def add_bill(self, app_id: str, bill_date: str, data: bytes) -> None:
+        """The trade bill `alipay.data.dataservice.bill.downloadurl.query` finds for the app's day (yyyy-MM-dd)."""
+        with self._lock:
+            self._bills[(app_id, bill_date)] = bytes(data)
+
+    def bill_file(self, token: str) -> bytes | None:
+        """The file a download URL the gateway gave serves (any number of times: Alipay's expire in 30 s)."""
+        with self._lock:
+            return self._downloads.get(token)
 
     def trade(self, app_id: str, out_trade_no: str, *, merchant: str = "") -> dict[str, Any] | None:
         with self._lock:
@@ -195,9 +210,27 @@ class SandboxGateway:
             if token not in app.grants:
                 return root, _error("20001", "aop.invalid-app-auth-token", "无效的应用授权令牌"), True
             merchant = app.grants[token]
+        if method == BILL_METHOD:
+            return root, self._bill_url(app_id, params.get("biz_content", "")), True
         if method != METHOD:
             return root, _error("40002", "isv.invalid-method", "不存在的方法名"), True
         return root, self._query(app_id, merchant, params.get("biz_content", "")), True
+
+    def _bill_url(self, app_id: str, biz_content: str) -> dict[str, Any]:
+        try:
+            biz = json.loads(biz_content)
+        except ValueError:
+            biz = None
+        known = isinstance(biz, dict) and biz.get("bill_type") in ("trade", "signcustomer")
+        if not known or not isinstance(biz, dict) or not biz.get("bill_date"):
+            return _error("40004", "isv.invalid_arguments", "参数无效")
+        with self._lock:
+            data = self._bills.get((app_id, str(biz["bill_date"])))
+            if data is None:
+                return _error("40004", "isp.bill_not_exist", "账单不存在")
+            token = secrets.token_urlsafe(16)
+            self._downloads[token] = data
+        return {"code": "10000", "msg": "Success", "bill_download_url": self.bill_base_url + token}
 
     def _query(self, app_id: str, merchant: str, biz_content: str) -> dict[str, Any]:
         try:

@@ -1,5 +1,5 @@
-"""The `ledger` command: serve, migrate, worker, projections, history, audit, manual-queue, query, doctor, keygen,
-simulate.
+"""The `ledger` command: serve, migrate, worker, projections, history, audit, manual-queue, query, doctor,
+reconcile, keygen, simulate.
 
 Each subcommand lives in the module of its concern (serve, processes, records, sandbox); this one reads
 the command line and the settings once, configures the logs, and turns a configuration error into one line
@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from ledger.cli import asking, processes, records, sandbox, serve
+from ledger.cli import asking, processes, reconcile, records, sandbox, serve
 from ledger.cli.logs import LEVELS, configure
 from ledger.config import Settings, SettingsError
 from ledger.domain.errors import LedgerError
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "LEDGER_LOG_FORMAT=json logs one JSON object a line")
     parser = argparse.ArgumentParser(prog="ledger", description=DESCRIPTION, formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, processes, records, asking, sandbox):
+    for module in (serve, processes, records, asking, reconcile, sandbox):
         module.add_commands(commands, common, HelpFormatter)
     return parser
 

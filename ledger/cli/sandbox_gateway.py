@@ -21,6 +21,7 @@ from ledger.alipay.sandbox_gateway import SandboxGateway
 
 PATH = "/gateway.do"
 TRADES_PATH = "/sandbox/trades"  # where the demo tells it a buyer paid
+BILLS_PATH = "/sandbox/bills/"  # where the download URLs it gives for trade bills point
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
@@ -37,6 +38,7 @@ class GatewayServer:
         self._server.owner = self
         self.host, self.port = host, self._server.server_port
         self.url = f"http://{host}:{self.port}{PATH}"
+        sandbox.bill_base_url = f"http://{host}:{self.port}{BILLS_PATH}"
         self._thread: threading.Thread | None = None
         self.seen: deque[tuple[str, str, str]] = deque(maxlen=10_000)
 
@@ -93,6 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = _target(self.path)
         if path == PATH:
             self._gateway(query, b"")
+        elif path.startswith(BILLS_PATH) and (data := self.server.owner.sandbox.bill_file(path[len(BILLS_PATH):])):
+            self._send(200, data, "application/zip" if data[:2] == b"PK" else "text/csv; charset=gbk")
         else:
             self._send(404, b"not found", "text/plain")
 

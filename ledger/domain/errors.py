@@ -130,3 +130,9 @@ class GatewayError(LedgerError):
                  code: str = "", sub_code: str = "") -> None:
         super().__init__(message, reason=reason)
         self.retryable, self.text, self.code, self.sub_code = retryable, text, code, sub_code
+
+
+class BillNotYet(RetryLater):
+    """Alipay has no trade bill for that day yet (it publishes the day before's by about 9:00 or 10:00 CST)."""
+
+    reason = "bill_not_yet"

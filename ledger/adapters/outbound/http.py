@@ -69,11 +69,18 @@ class HttpClient:
             raise ValueError("max_answer_bytes must be >= 0")
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        return self._call("POST", url, body, headers)
+
+    def get(self, url: str, headers: Mapping[str, str] | None = None) -> Answer:
+        """A GET (a file to download, such as a bill from the URL the gateway gave), with the same guarantees."""
+        return self._call("GET", url, None, headers or {})
+
+    def _call(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> Answer:
         deadline = _Deadline(time.monotonic() + self.timeout)
         connection: http.client.HTTPConnection | None = None
         try:
             connection, target, extra = _connection(_parse(url), deadline, self.tls)
-            connection.request("POST", target, body,
+            connection.request(method, target, body,
                                {"User-Agent": "alipay-ledger", **headers, **extra, "Connection": "close"})
             with connection.getresponse() as response:
                 # Any other status says it all: a gateway's large or slow error page must not turn it into another.
