@@ -70,6 +70,17 @@ class InvalidRequest(Rejected):
     reason = "invalid_request"
 
 
+class BillRefused(Rejected):
+    """A trade bill (对账单) the ledger will not use, and uses nothing of: `reason` is `not_a_bill`, `not_gbk`,
+    `too_large`, `unknown_columns`, `missing_columns`, `bad_row` or `totals_differ`; the message, written for
+    finance, says where and what to do."""
+
+    reason = "bill_refused"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, reason=reason)
+
+
 class OrderConflict(LedgerError):
     """The order exists with different registered details."""
 
