@@ -95,8 +95,13 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = _target(self.path)
         if path == PATH:
             self._gateway(query, b"")
-        elif path.startswith(BILLS_PATH) and (data := self.server.owner.sandbox.bill_file(path[len(BILLS_PATH):])):
-            self._send(200, data, "application/zip" if data[:2] == b"PK" else "text/csv; charset=gbk")
+        elif path.startswith(BILLS_PATH):
+            self.server.owner.seen.append((self.command, self.path, ""))
+            data = self.server.owner.sandbox.bill_file(path[len(BILLS_PATH):])
+            if data is None:
+                self._send(404, b"no such bill, or its URL has expired", "text/plain")
+            else:
+                self._send(200, data, "application/zip" if data[:2] == b"PK" else "text/csv; charset=gbk")
         else:
             self._send(404, b"not found", "text/plain")
 

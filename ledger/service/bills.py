@@ -127,7 +127,7 @@ class BillService:
 
     def _bill(self, bill_id: UUID) -> Bill | None:
         try:
-            found = self.store.repository.get(bill_id)
+            found: object = self.store.repository.get(bill_id)
         except AggregateNotFoundError:
             return None
         except PersistenceError as exc:

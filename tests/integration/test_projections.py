@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from ledger.adapters.bills.sql import metadata as bill_files_metadata
 from ledger.adapters.refusals.rejections import metadata as rejections_metadata
 from ledger.adapters.sql.engine import make_engine
 from ledger.adapters.sql.migrations import downgrade, migrate, pending
-from ledger.adapters.bills.sql import metadata as bill_files_metadata
 from ledger.bootstrap import Ledger
 from projections import all_projections
 from projections.runner import ProjectionRunner
@@ -146,7 +146,8 @@ class ProjectionContract:
     def test_migrations_upgrade_from_empty_match_the_tables_and_downgrade_back(self, ledger: Ledger) -> None:
         url = str(ledger.settings.database_url)
         combined = sa.MetaData()
-        for table in [*metadata.tables.values(), *rejections_metadata.tables.values(), *bill_files_metadata.tables.values()]:
+        for table in [*metadata.tables.values(), *rejections_metadata.tables.values(),
+                      *bill_files_metadata.tables.values()]:
             table.to_metadata(combined)
         ours = set(combined.tables)
 
