@@ -12,8 +12,8 @@ from starlette.routing import Route
 
 from api.auth import require
 from api.csvstream import csv_chunks, csv_download
+from api.listing import MAX_LIMIT, app_id_param, cursor_after, decode_cursor, engine_of, is_csv, moment, params_of
 from api.orders import positive_int
-from api.reports import MAX_LIMIT, _after_id, _app_id, _engine, _is_csv, _moment, _params, cursor_after
 from api.views import LedgerJSON
 from ledger.domain.errors import InvalidRequest
 from ledger.domain.limits import check_text
@@ -26,17 +26,17 @@ CURSOR_KIND = "message"
 
 async def messages(request: Request) -> Response:
     require(request, "operator")
-    params = _params(request, _PARAMS)
+    params = params_of(request, _PARAMS)
     msg_method = params.get("msg_method")
     if msg_method is not None:
         check_text(msg_method, field="msg_method", most=MSG_METHOD_MAX, required=True)
-    filters: dict[str, Any] = {"msg_method": msg_method, "app_id": _app_id(params),
-                               "received_from": _moment(params, "from"), "received_to": _moment(params, "to")}
+    filters: dict[str, Any] = {"msg_method": msg_method, "app_id": app_id_param(params),
+                               "received_from": moment(params, "from"), "received_to": moment(params, "to")}
     if filters["received_from"] and filters["received_to"] and filters["received_to"] <= filters["received_from"]:
         raise InvalidRequest("to must be later than from (from is inclusive, to exclusive)")
-    after, csv = _after_id(params.get("cursor"), CURSOR_KIND), _is_csv(params)
+    after, csv = decode_cursor(params.get("cursor"), CURSOR_KIND), is_csv(params)
     limit = positive_int(params.get("limit", "100"), "limit", most=MAX_LIMIT)
-    engine = _engine(request)
+    engine = engine_of(request)
     if csv:  # every matching row after the cursor, whatever the limit
         return csv_download(csv_chunks(MESSAGE_COLUMNS, iter_messages(engine, **filters, after_position=after)),
                             "messages.csv")

@@ -350,15 +350,10 @@ def _app(environ: Mapping[str, str], prefix: str, problems: list[str], *, requir
         if required or key_text or key_file:
             problems.append(f"{prefix}APP_ID is required")
         return None
-    if key_text and key_file:
-        problems.append(f"set {prefix}PUBLIC_KEY or {prefix}PUBLIC_KEY_FILE, not both")
+    before = len(problems)
+    key_text = _text_or_file(environ, prefix + "PUBLIC_KEY", prefix + "PUBLIC_KEY_FILE", problems)
+    if len(problems) > before:  # both given, or the file unreadable: said already
         return None
-    if key_file:
-        try:
-            key_text = Path(key_file).read_text()
-        except OSError as exc:
-            problems.append(f"{prefix}PUBLIC_KEY_FILE cannot be read: {exc.strerror}: {key_file}")
-            return None
     if not key_text:
         problems.append(f"{prefix}PUBLIC_KEY or {prefix}PUBLIC_KEY_FILE is required for app {app_id}")
         return None
@@ -457,16 +452,7 @@ def _text_or_file(environ: Mapping[str, str], key: str, file_key: str, problems:
 
 def _private_key(environ: Mapping[str, str], prefix: str, app_id: str, problems: list[str]) -> RSAPrivateKey | None:
     """LEDGER_ALIPAY_[<NAME>_]APP_PRIVATE_KEY or ..._FILE: optional; without it the app asks the gateway nothing."""
-    text, path = environ.get(prefix + "APP_PRIVATE_KEY", ""), environ.get(prefix + "APP_PRIVATE_KEY_FILE", "")
-    if text and path:
-        problems.append(f"set {prefix}APP_PRIVATE_KEY or {prefix}APP_PRIVATE_KEY_FILE, not both")
-        return None
-    if path:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            problems.append(f"{prefix}APP_PRIVATE_KEY_FILE cannot be read: {exc.strerror}: {path}")
-            return None
+    text = _text_or_file(environ, prefix + "APP_PRIVATE_KEY", prefix + "APP_PRIVATE_KEY_FILE", problems)
     if not text:
         return None
     try:

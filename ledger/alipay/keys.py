@@ -36,19 +36,7 @@ def load_public_key(text: str) -> RSAPublicKey:
 
 def load_key(text: str) -> tuple[RSAPublicKey, x509.Certificate | None]:
     """Alipay's public key from one key or certificate in `text`, and the certificate if it was one."""
-    if not isinstance(text, str):
-        raise ValueError("the key must be given as text")
-    # Keys kept in env files or JSON often carry literal "\n" escapes; a backslash is never part of a key.
-    compact = "".join(text.replace("\\n", "\n").replace("\\r", "\r").split())
-    if not compact:
-        raise ValueError("the key is empty")
-    match = _PEM.search(compact)
-    if match:
-        label, body = match.groups()
-    elif "-----" in compact:
-        raise ValueError("the key's PEM armour is incomplete or its BEGIN and END lines differ")
-    else:
-        label, body = "", compact
+    label, body = _armoured(text)
     if "PRIVATE" in label:
         raise ValueError(_PRIVATE)
     key, certificate = _load_der(_b64decode(body))
@@ -90,6 +78,22 @@ def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
+
+
+def _armoured(text: str) -> tuple[str, str]:
+    """(the PEM label, squeezed: "RSAPUBLICKEY", or "" for no armour; the base64 body) of one key in `text`."""
+    if not isinstance(text, str):
+        raise ValueError("the key must be given as text")
+    # Keys kept in env files or JSON often carry literal "\n" escapes; a backslash is never part of a key.
+    compact = "".join(text.replace("\\n", "\n").replace("\\r", "\r").split())
+    if not compact:
+        raise ValueError("the key is empty")
+    match = _PEM.search(compact)
+    if match:
+        return match.group(1), match.group(2)
+    if "-----" in compact:
+        raise ValueError("the key's PEM armour is incomplete or its BEGIN and END lines differ")
+    return "", compact
 
 
 def _b64decode(body: str) -> bytes:
@@ -155,18 +159,7 @@ def _is_private_key(der: bytes) -> bool:
 def load_app_private_key(text: str) -> RSAPrivateKey:
     """The app's own private key (it signs requests to the gateway): PKCS#1 or PKCS#8, PEM or the key tool's
     one-line base64; ValueError with the reason otherwise."""
-    if not isinstance(text, str):
-        raise ValueError("the key must be given as text")
-    compact = "".join(text.replace("\\n", "\n").replace("\\r", "\r").split())
-    if not compact:
-        raise ValueError("the key is empty")
-    match = _PEM.search(compact)
-    if match:
-        label, body = match.groups()
-    elif "-----" in compact:
-        raise ValueError("the key's PEM armour is incomplete or its BEGIN and END lines differ")
-    else:
-        label, body = "", compact
+    label, body = _armoured(text)
     if "PUBLIC" in label or "CERTIFICATE" in label:
         raise ValueError("this is a public key or certificate; configure the app's private key")
     der = _b64decode(body)

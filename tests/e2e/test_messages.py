@@ -21,7 +21,7 @@ from eventsourcing.persistence import PersistenceError
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.reports import cursor_after
+from api.listing import cursor_after
 from ledger.bootstrap import Ledger
 from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.api import FORM, TOKENS, ApiContract, as_role, history, is_json_error, notify

@@ -25,18 +25,11 @@ class SandboxAlipay:
     private_key: RSAPrivateKey
     public_key_b64: str
     app_id: str = APP_ID
-    # The app's own key pair (the merchant's): its private key signs requests to the gateway.
-    app_key_pem: bytes = b""
-    app_public_key_b64: str = ""
 
     @classmethod
     def new(cls) -> SandboxAlipay:
         pem, public = generate_key_pair()
-        app_pem, app_public = generate_key_pair()
-        return cls(load_private_key(pem), public, app_key_pem=app_pem, app_public_key_b64=app_public)
-
-    def app_private_pem(self) -> str:
-        return self.app_key_pem.decode("ascii")
+        return cls(load_private_key(pem), public)
 
     def params(self, out_trade_no: str, *, app_id: str | None = None, **fields: str | None) -> dict[str, str]:
         return sign_params(trade_notification(app_id or self.app_id, out_trade_no, **fields), self.private_key)

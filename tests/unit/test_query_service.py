@@ -24,6 +24,7 @@ from ledger.service.ports import GatewayAnswer
 from ledger.service.saving import save_with_retries
 from ledger.service.trade_query import QueryService
 from tests.support.alipay import APP_ID, SandboxAlipay
+from tests.support.gateway import AppKeys
 from tests.support.refs import ref
 
 SCHEDULE = (1.0, 1.0, 1.0)
@@ -53,11 +54,16 @@ class ScriptedGateway:
                              "fingerprint", fields)
 
 
-def query_service(alipay: SandboxAlipay, gateway: ScriptedGateway, *, private_key: bool = True) -> QueryService:
-    env = {**alipay.env(), "LEDGER_DATABASE_URL": "memory://"}
-    if private_key:
-        env["LEDGER_ALIPAY_APP_PRIVATE_KEY"] = alipay.app_private_pem()
-    settings = Settings.from_env(env)
+@pytest.fixture
+def env(alipay: SandboxAlipay, app_keys: AppKeys) -> dict[str, str]:
+    """The app's settings: Alipay's key, and the app's own private key that signs its requests."""
+    return {**alipay.env(), "LEDGER_DATABASE_URL": "memory://", "LEDGER_ALIPAY_APP_PRIVATE_KEY": app_keys.private_pem}
+
+
+def query_service(env: dict[str, str], gateway: ScriptedGateway, *, private_key: bool = True,
+                  **extra: str) -> QueryService:
+    settings = Settings.from_env({key: value for key, value in {**env, **extra}.items()
+                                  if private_key or key != "LEDGER_ALIPAY_APP_PRIVATE_KEY"})
     return QueryService(LedgerStore(env=persistence_env("memory://")), LocalOrderLock(wait_seconds=1.0), gateway,
                         settings.apps, schedule=SCHEDULE, lease=timedelta(minutes=2), clock=lambda: datetime.now(UTC))
 
@@ -77,16 +83,16 @@ def kinds(service: QueryService, order_id: str) -> list[str]:
     return [type(e).__name__ for e in events(service, order_id)]
 
 
-def test_a_step_confirms_the_payment_alipay_answers_paid(alipay: SandboxAlipay) -> None:
-    service = query_service(alipay, ScriptedGateway("TRADE_SUCCESS"))
+def test_a_step_confirms_the_payment_alipay_answers_paid(env: dict[str, str]) -> None:
+    service = query_service(env, ScriptedGateway("TRADE_SUCCESS"))
     order_id = register(service, ref("Q"))
     assert service.run_step(order_id, 0) == "answered"
     assert kinds(service, order_id)[-3:] == ["QueryStepTaken", "TradeQueried", "PaymentConfirmed"]
 
 
-def test_two_workers_running_one_step_ask_alipay_once(alipay: SandboxAlipay) -> None:
+def test_two_workers_running_one_step_ask_alipay_once(env: dict[str, str]) -> None:
     gateway = ScriptedGateway("WAIT_BUYER_PAY", delay=0.2)
-    service = query_service(alipay, gateway)
+    service = query_service(env, gateway)
     order_id = register(service, ref("Q"))
     results: list[str] = []
     workers = [threading.Thread(target=lambda: results.append(service.run_step(order_id, 0))) for _ in range(4)]
@@ -98,18 +104,18 @@ def test_two_workers_running_one_step_ask_alipay_once(alipay: SandboxAlipay) -> 
     assert kinds(service, order_id).count("TradeQueried") == 1
 
 
-def test_a_step_run_again_after_its_answer_asks_nothing(alipay: SandboxAlipay) -> None:
+def test_a_step_run_again_after_its_answer_asks_nothing(env: dict[str, str]) -> None:
     gateway = ScriptedGateway("WAIT_BUYER_PAY")
-    service = query_service(alipay, gateway)
+    service = query_service(env, gateway)
     order_id = register(service, ref("Q"))
     service.run_step(order_id, 0)
     assert service.run_step(order_id, 0) == "not_due" and gateway.calls == 1
 
 
-def test_a_gateway_away_is_recorded_and_the_next_step_asks_again(alipay: SandboxAlipay) -> None:
+def test_a_gateway_away_is_recorded_and_the_next_step_asks_again(env: dict[str, str]) -> None:
     away = GatewayError("no answer within 10 s", reason="unavailable", retryable=True)
     gateway = ScriptedGateway(away, "TRADE_SUCCESS")
-    service = query_service(alipay, gateway)
+    service = query_service(env, gateway)
     order_id = register(service, ref("Q"))
     assert service.run_step(order_id, 0) == "failed"
     assert service.run_step(order_id, 1) == "answered"
@@ -117,10 +123,10 @@ def test_a_gateway_away_is_recorded_and_the_next_step_asks_again(alipay: Sandbox
                                              "PaymentConfirmed"]
 
 
-def test_a_badly_signed_answer_is_kept_as_evidence_and_applies_nothing(alipay: SandboxAlipay) -> None:
+def test_a_badly_signed_answer_is_kept_as_evidence_and_applies_nothing(env: dict[str, str]) -> None:
     forged = GatewayError("does not verify", reason="bad_signature", retryable=False,
                           text='{"alipay_trade_query_response":{"trade_status":"TRADE_SUCCESS"},"sign":"AAAA"}')
-    service = query_service(alipay, ScriptedGateway(forged))
+    service = query_service(env, ScriptedGateway(forged))
     order_id = register(service, ref("Q"))
     service.run_step(order_id, 0)
     failed = events(service, order_id)[-1]
@@ -128,8 +134,8 @@ def test_a_badly_signed_answer_is_kept_as_evidence_and_applies_nothing(alipay: S
     assert "PaymentConfirmed" not in kinds(service, order_id)
 
 
-def test_the_last_step_of_an_unpaid_order_exhausts_the_schedule(alipay: SandboxAlipay) -> None:
-    service = query_service(alipay, ScriptedGateway("ACQ.TRADE_NOT_EXIST"))
+def test_the_last_step_of_an_unpaid_order_exhausts_the_schedule(env: dict[str, str]) -> None:
+    service = query_service(env, ScriptedGateway("ACQ.TRADE_NOT_EXIST"))
     order_id = register(service, ref("Q"))
     for step in range(len(SCHEDULE)):
         assert service.run_step(order_id, step) == "answered"
@@ -137,8 +143,8 @@ def test_the_last_step_of_an_unpaid_order_exhausts_the_schedule(alipay: SandboxA
     assert service.run_step(order_id, len(SCHEDULE)) == "not_due"
 
 
-def test_asking_now_records_an_answer_without_using_a_step(alipay: SandboxAlipay) -> None:
-    service = query_service(alipay, ScriptedGateway("WAIT_BUYER_PAY"))
+def test_asking_now_records_an_answer_without_using_a_step(env: dict[str, str]) -> None:
+    service = query_service(env, ScriptedGateway("WAIT_BUYER_PAY"))
     out_trade_no = ref("Q")
     order_id = register(service, out_trade_no)
     result = service.query_now(APP_ID, out_trade_no, who="operator alice")
@@ -148,15 +154,15 @@ def test_asking_now_records_an_answer_without_using_a_step(alipay: SandboxAlipay
     assert service.run_step(order_id, 0) == "answered"
 
 
-def test_asking_about_an_order_never_registered_nor_notified_is_not_found(alipay: SandboxAlipay) -> None:
-    service = query_service(alipay, ScriptedGateway("WAIT_BUYER_PAY"))
+def test_asking_about_an_order_never_registered_nor_notified_is_not_found(env: dict[str, str]) -> None:
+    service = query_service(env, ScriptedGateway("WAIT_BUYER_PAY"))
     with pytest.raises(OrderNotFound):
         service.query_now(APP_ID, ref("Q"), who="operator")
 
 
-def test_an_app_without_its_private_key_cannot_ask_and_says_which_setting(alipay: SandboxAlipay) -> None:
+def test_an_app_without_its_private_key_cannot_ask_and_says_which_setting(env: dict[str, str]) -> None:
     gateway = ScriptedGateway("WAIT_BUYER_PAY")
-    service = query_service(alipay, gateway, private_key=False)
+    service = query_service(env, gateway, private_key=False)
     out_trade_no = ref("Q")
     register(service, out_trade_no)
     with pytest.raises(NothingToDo, match="LEDGER_ALIPAY_APP_PRIVATE_KEY"):
@@ -164,9 +170,9 @@ def test_an_app_without_its_private_key_cannot_ask_and_says_which_setting(alipay
     assert gateway.calls == 0 and not service.queryable(APP_ID)
 
 
-def test_a_step_of_an_order_paid_meanwhile_asks_nothing(alipay: SandboxAlipay) -> None:
+def test_a_step_of_an_order_paid_meanwhile_asks_nothing(env: dict[str, str]) -> None:
     gateway = ScriptedGateway("TRADE_SUCCESS")
-    service = query_service(alipay, gateway)
+    service = query_service(env, gateway)
     out_trade_no = ref("Q")
     order_id = register(service, out_trade_no)
     service.query_now(APP_ID, out_trade_no, who="merchant")
@@ -192,9 +198,9 @@ def paid_fields(out_trade_no: str, **changes: Any) -> dict[str, Any]:
             "total_amount": "88.00", "send_pay_date": "2026-12-01 20:00:00", **changes}
 
 
-def test_a_signed_answer_about_another_trade_is_never_applied_to_this_one(alipay: SandboxAlipay) -> None:
+def test_a_signed_answer_about_another_trade_is_never_applied_to_this_one(env: dict[str, str]) -> None:
     out_trade_no = ref("Q")
-    service = query_service(alipay, ReplyingGateway(paid_fields("SOMEONE-ELSES-ORDER")))  # type: ignore[arg-type]
+    service = query_service(env, ReplyingGateway(paid_fields("SOMEONE-ELSES-ORDER")))  # type: ignore[arg-type]
     order_id = register(service, out_trade_no)
     assert service.run_step(order_id, 0) == "failed"
     failed = events(service, order_id)[-1]
@@ -203,11 +209,11 @@ def test_a_signed_answer_about_another_trade_is_never_applied_to_this_one(alipay
 
 
 @pytest.mark.parametrize("amount", ["88.004", "-88.00", "8.8e1", "", None, 88.0])
-def test_a_paid_answer_without_an_amount_in_alipays_form_is_never_a_payment(alipay: SandboxAlipay,
+def test_a_paid_answer_without_an_amount_in_alipays_form_is_never_a_payment(env: dict[str, str],
                                                                            amount: Any) -> None:
     out_trade_no = ref("Q")
     fields = paid_fields(out_trade_no, total_amount=amount)
-    service = query_service(alipay, ReplyingGateway(fields))  # type: ignore[arg-type]
+    service = query_service(env, ReplyingGateway(fields))  # type: ignore[arg-type]
     order_id = register(service, out_trade_no)
     service.query_now(APP_ID, out_trade_no, who="operator")
     failed = events(service, order_id)[-1]
@@ -215,25 +221,19 @@ def test_a_paid_answer_without_an_amount_in_alipays_form_is_never_a_payment(alip
     assert "PaymentConfirmed" not in kinds(service, order_id)
 
 
-def test_a_system_error_of_the_gateway_is_asked_again_not_taken_for_an_answer(alipay: SandboxAlipay) -> None:
-    service = query_service(alipay, ScriptedGateway("ACQ.SYSTEM_ERROR", "TRADE_SUCCESS"))
+def test_a_system_error_of_the_gateway_is_asked_again_not_taken_for_an_answer(env: dict[str, str]) -> None:
+    service = query_service(env, ScriptedGateway("ACQ.SYSTEM_ERROR", "TRADE_SUCCESS"))
     order_id = register(service, ref("Q"))
     assert service.run_step(order_id, 0) == "failed"
     assert (events(service, order_id)[-1].reason, events(service, order_id)[-1].retryable) == ("unavailable", True)
     assert service.run_step(order_id, 1) == "answered" and "PaymentConfirmed" in kinds(service, order_id)
 
 
-def test_a_merchants_token_quoted_back_in_a_refusal_is_never_recorded(alipay: SandboxAlipay) -> None:
+def test_a_merchants_token_quoted_back_in_a_refusal_is_never_recorded(env: dict[str, str]) -> None:
     merchant, token = "2088000000000101", "202612BBsecret"
     refused = GatewayError("isv.invalid-signature", reason="request_refused", retryable=False,
                            text=f'{{"sub_msg":"验签字符串为：app_auth_token={token}&amp;app_id=2021"}}')
-    key = alipay.app_private_pem()
-    env = {**alipay.env(), "LEDGER_DATABASE_URL": "memory://", "LEDGER_ALIPAY_APP_PRIVATE_KEY": key,
-           "LEDGER_ALIPAY_APP_AUTH_TOKENS": f"{merchant}:{token}"}
-    settings = Settings.from_env(env)
-    service = QueryService(LedgerStore(env=persistence_env("memory://")), LocalOrderLock(wait_seconds=1.0),
-                           ScriptedGateway(refused), settings.apps, schedule=SCHEDULE, lease=timedelta(minutes=2),
-                           clock=lambda: datetime.now(UTC))
+    service = query_service(env, ScriptedGateway(refused), LEDGER_ALIPAY_APP_AUTH_TOKENS=f"{merchant}:{token}")
     order = Order(app_id=APP_ID, out_trade_no=ref("Q"), merchant=merchant)
     order.register(Decimal("88.00"), "a book")
     service.store.save(order)
@@ -242,9 +242,9 @@ def test_a_merchants_token_quoted_back_in_a_refusal_is_never_recorded(alipay: Sa
     assert token not in failed.text and "app_auth_token=(hidden)" in failed.text
 
 
-def test_a_merchant_without_a_token_of_its_own_is_neither_scheduled_nor_asked_about(alipay: SandboxAlipay) -> None:
+def test_a_merchant_without_a_token_of_its_own_is_neither_scheduled_nor_asked_about(env: dict[str, str]) -> None:
     gateway = ScriptedGateway("TRADE_SUCCESS")
-    service = query_service(alipay, gateway)
+    service = query_service(env, gateway)
     order = Order(app_id=APP_ID, out_trade_no=ref("Q"), merchant="2088000000000202")
     order.register(Decimal("88.00"), "a book")
     service.store.save(order)
@@ -256,8 +256,8 @@ def test_a_merchant_without_a_token_of_its_own_is_neither_scheduled_nor_asked_ab
 
 
 def test_an_answer_recorded_by_a_commit_whose_acknowledgement_was_lost_is_recorded_once(
-        alipay: SandboxAlipay, monkeypatch: pytest.MonkeyPatch) -> None:
-    service = query_service(alipay, ScriptedGateway("WAIT_BUYER_PAY"))
+        env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    service = query_service(env, ScriptedGateway("WAIT_BUYER_PAY"))
     out_trade_no = ref("Q")
     order_id = register(service, out_trade_no)
     real_save, lost = service.store.save, []
