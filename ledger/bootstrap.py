@@ -44,9 +44,11 @@ from ledger.service.bills import BillFiles, BillService
 from ledger.service.delivery import DeliveryService
 from ledger.service.doctor import Doctor
 from ledger.service.ports import Gateway, OrderLock
+from ledger.service.reconciliation import ReconcileService
 from ledger.service.trade_query import QueryService
 from projections import all_projections
 from projections.queries import gauges
+from projections.queries.positions import position_reached
 from projections.runner import Follower, ProjectionRunner
 
 READINESS_SECONDS = 2.0
@@ -68,6 +70,7 @@ class Ledger:
     delivery: DeliveryService | None = None
     queries: QueryService | None = None
     bills: BillService | None = None
+    reconcile: ReconcileService | None = None
     actors: Actors | None = None
     metrics: Metrics | None = None
     # `/readyz`'s check of the event store, kept for READINESS_SECONDS (see _readiness).
@@ -171,8 +174,22 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
             downstream=ledger.delivery is not None, robots=bool(robots), query_schedule=settings.query_schedule),
             dispatcher], on_parked=on_parked)
         metrics.watch(_shared_state(store, engine, ledger.runner))
+        ledger.reconcile = ReconcileService(store, ledger.bills, engine, settings.apps, clock=clock,
+                                            caught_up=_read_model(engine, ledger.runner), queries=ledger.queries)
     closers.append(broker.close)
     return ledger
+
+
+def _read_model(engine: sa.Engine, runner: ProjectionRunner) -> Callable[[int], bool]:
+    """Reconciliation reads the read model as of the log's head: its tables are brought there by the process
+    asking (runners in several processes take turns), the dispatcher left to the process that follows the log."""
+    names = tuple(p.name for p in runner.projections if p.tables)
+
+    def caught_up(position: int) -> bool:
+        runner.catch_up(tables_only=True)
+        return position_reached(engine, position, names)
+
+    return caught_up
 
 
 def _readiness(store: LedgerStore) -> Recent[dict[str, object]]:

@@ -13,6 +13,7 @@ from projections.finance import DailyTotalsProjection, JournalProjection
 from projections.messages import MessagesProjection
 from projections.operations import AlertsProjection, DeliveriesProjection
 from projections.order_status import OrderStatusProjection
+from projections.reconciliation import ReconciliationProjection, RefundsProjection
 
 if TYPE_CHECKING:
     from projections.runner import Projection
@@ -25,4 +26,4 @@ def all_projections(*, downstream: bool = True, robots: bool = True,
     `query_schedule`: when a pending order is next asked about (LEDGER_QUERY_SCHEDULE)."""
     return [OrderStatusProjection(query_schedule=query_schedule), CallbackLogProjection(), DailyTotalsProjection(),
             JournalProjection(), DeliveriesProjection(downstream=downstream), AlertsProjection(robots=robots),
-            MessagesProjection(), BillsProjection()]
+            MessagesProjection(), BillsProjection(), RefundsProjection(), ReconciliationProjection()]

@@ -2,6 +2,12 @@
 
 A payment debits Alipay clearing and credits sales; a refund debits sales refunds and credits Alipay
 clearing. Debits are positive, credits negative: every entry's lines sum to zero.
+
+What Alipay's bill says it kept of each row the ledger agrees with (ledger.domain.reconciliation's FeesPosted) is
+posted on the bill's day: 服务费 to `alipay_fees`, 分润 to `alipay_share`, a merchant's discount (订单金额 less
+商家实收) to `merchant_discounts`, each against `alipay_clearing`, signed as the bill writes them (a refund's
+returned fee goes the other way). So on a day whose rows all matched, the clearing account moves by exactly
+the bill's 实收净额 (商家实收 + 服务费 + 分润).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from projections.common import ZERO, Batch, OrderKeys, cst_day, insert_many
 from projections.tables import daily_totals, journal_entries
 
 CLEARING, SALES, REFUNDS = "alipay_clearing", "sales", "sales_refunds"
+FEES, SHARE, DISCOUNTS = "alipay_fees", "alipay_share", "merchant_discounts"
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,9 @@ class JournalProjection(_MoneyProjection):
         self.keys.learn(events)
         lines: list[dict[str, Any]] = []
         for position, event in events:
+            if type(event).__qualname__ == "ReconciliationDay.FeesPosted":
+                lines += _fee_lines(position, event)
+                continue
             moved = self.movement(conn, event)
             if moved is None:
                 continue
@@ -95,3 +105,21 @@ class JournalProjection(_MoneyProjection):
             lines += [{**common, "line": 1, "account": debit, "amount": moved.amount},
                       {**common, "line": 2, "account": credit, "amount": -moved.amount}]
         insert_many(conn, journal_entries, lines)
+
+
+def _fee_lines(position: int, event: Any) -> list[dict[str, Any]]:
+    """One entry for a FeesPosted: for each row, what clearing gives up to fees, share and discount (the bill's
+    signs: a payment's fee is negative, a refund's returned fee positive), the other account the opposite."""
+    day, lines = date.fromisoformat(event.day), list[dict[str, Any]]()
+    for _key, kind, out_trade_no, trade_no, total, receipt, fee, share in event.rows:
+        moves = ((FEES, Decimal(fee), "fee"), (SHARE, Decimal(share), "share"),
+                 (DISCOUNTS, Decimal(receipt) - Decimal(total), "discount"))
+        for account, clearing, what in moves:
+            if clearing == ZERO:
+                continue
+            memo = f"{what} {trade_no}" if kind == "payment" else f"refund {what} {trade_no}"
+            common = {"position": position, "day": day, "app_id": event.app_id, "auth_app_id": "",
+                      "out_trade_no": out_trade_no, "memo": memo}
+            lines += [{**common, "line": len(lines) + 1, "account": CLEARING, "amount": clearing},
+                      {**common, "line": len(lines) + 2, "account": account, "amount": -clearing}]
+    return lines

@@ -71,14 +71,16 @@ class ProjectionRunner:
         with self.engine.connect() as conn:
             return {row.name: row.position for row in conn.execute(sa.select(positions))}
 
-    def catch_up(self) -> int:
-        """Apply everything recorded so far; returns how many events were applied (all projections)."""
+    def catch_up(self, *, tables_only: bool = False) -> int:
+        """Apply everything recorded so far; returns how many events were applied (all projections).
+        `tables_only`: the tables alone, from a process that only needs to read them now (reconciliation): the
+        dispatcher stays where it is, for the process that follows the log."""
         applied = 0
-        while moved := self.step():
+        while moved := self.step(tables_only=tables_only):
             applied += moved
         return applied
 
-    def step(self) -> int:
+    def step(self, *, tables_only: bool = False) -> int:
         """One batch from the slowest projection's position; returns the events applied.
 
         The projections with tables move together, in one transaction: one claim of the positions, their
@@ -88,7 +90,8 @@ class ProjectionRunner:
         with self.engine.begin() as conn:
             # Read the log before claiming: on SQLite the claim is the write lock, which the event store's
             # writer may be waiting for while our read waits for that writer.
-            seen = conn.execute(sa.select(positions.c.position).where(positions.c.name.in_(self._names))).scalars()
+            names = [p.name for p in tabled] if tables_only else self._names
+            seen = conn.execute(sa.select(positions.c.position).where(positions.c.name.in_(names))).scalars()
             start = min(seen, default=0)
             batch = self.store.recorder.select_notifications(start, self.batch_size, inclusive_of_start=False)
             if not batch:
@@ -113,7 +116,7 @@ class ProjectionRunner:
             log.error("projections parked stream %s at position %s: %s", stream_id, position, type(error).__name__)
             if self.on_parked is not None:
                 self.on_parked(stream_id, position, error)
-        for projection in self.projections:
+        for projection in [] if tables_only else self.projections:
             if not projection.tables and current[projection.name] < batch[-1].id:
                 mine = [(pos, e) for pos, e in events if pos > current[projection.name]]
                 try:

@@ -91,6 +91,82 @@ bills = sa.Table(
 )
 
 
+# Reconciliation with Alipay's bill (ledger.domain.reconciliation): the ledger's refunds one by one (what a bill's
+# refund rows are matched with), a row per app and day matched, and every finding with its state.
+refunds = sa.Table(
+    "refunds", metadata,
+    sa.Column("position", ID, primary_key=True, autoincrement=False),  # the RefundRecorded
+    sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("auth_app_id", sa.String(ID_MAX), nullable=False),
+    sa.Column("out_trade_no", sa.String(ID_MAX), nullable=False),
+    sa.Column("out_biz_no", sa.String(ID_MAX), nullable=False),  # "" when the notification had none
+    sa.Column("amount", MONEY, nullable=False),
+    sa.Column("refunded_at", UTC_TIME),  # gmt_refund
+    sa.Column("day", sa.Date, nullable=False),  # China Standard Time, as the journal books it
+    sa.Index("ix_refunds_order", "app_id", "out_trade_no"),
+    sa.Index("ix_refunds_day", "app_id", "day"),
+)
+
+reconciliation_days = sa.Table(
+    "reconciliation_days", metadata,
+    sa.Column("app_id", sa.String(APP_ID_MAX), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),  # China Standard Time
+    sa.Column("day_id", sa.String(36), nullable=False, unique=True),  # its stream
+    sa.Column("runs", sa.Integer, nullable=False),
+    sa.Column("last_run_at", UTC_TIME),
+    sa.Column("last_run_by", sa.String(200)),
+    sa.Column("bill_id", sa.String(36)),
+    sa.Column("bill_payments", sa.Integer),
+    sa.Column("bill_refunds", sa.Integer),
+    sa.Column("bill_total_amount", TOTAL),
+    sa.Column("bill_refund_amount", TOTAL),
+    sa.Column("bill_fee", TOTAL),
+    sa.Column("bill_share", TOTAL),
+    sa.Column("bill_net", TOTAL),
+    sa.Column("ledger_payments", sa.Integer),
+    sa.Column("ledger_payment_amount", TOTAL),
+    sa.Column("ledger_refunds", sa.Integer),
+    sa.Column("ledger_refund_amount", TOTAL),
+    sa.Column("matched", sa.Integer),
+    sa.Column("fees_posted", TOTAL, nullable=False),  # 服务费 posted to the journal from the day's bill
+    sa.Column("next_bill", sa.Boolean),  # whether the next day's bill was there at the last run
+    sa.Column("fetch_attempts", sa.Integer, nullable=False),
+    sa.Column("fetch_state", sa.String(16)),  # waiting (retried at next_fetch_at), given_up
+    sa.Column("fetch_error", sa.Text),
+    sa.Column("next_fetch_at", UTC_TIME),
+    sa.Column("updated_at", UTC_TIME, nullable=False),
+)
+
+reconciliation_findings = sa.Table(
+    "reconciliation_findings", metadata,
+    sa.Column("finding_id", sa.String(36), primary_key=True),
+    sa.Column("position", ID, nullable=False),  # of its FindingOpened
+    sa.Column("app_id", sa.String(APP_ID_MAX), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(2 * ID_MAX + 16), nullable=False),
+    sa.Column("out_trade_no", sa.String(ID_MAX), nullable=False),
+    sa.Column("request_no", sa.String(ID_MAX), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # open, carried, resolved, closed
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("bill_trade_no", sa.String(ID_MAX)),
+    sa.Column("bill_amount", MONEY),  # 订单金额 as the bill writes it (a refund's negative)
+    sa.Column("bill_fee", MONEY),
+    sa.Column("bill_line", sa.Integer),
+    sa.Column("ledger_trade_no", sa.String(ID_MAX)),
+    sa.Column("ledger_status", sa.String(16)),
+    sa.Column("ledger_amount", MONEY),  # the payment booked, or the refund's amount
+    sa.Column("registered_amount", MONEY),
+    sa.Column("opened_at", UTC_TIME, nullable=False),
+    sa.Column("settled_at", UTC_TIME),
+    sa.Column("settled_by", sa.String(200)),  # who resolved it, or what evidence closed it
+    sa.Column("note", sa.Text),  # why: the resolver's note, or the closing reason
+    sa.Column("last_version", sa.Integer, nullable=False),
+    sa.Index("ix_reconciliation_findings_day", "app_id", "day", "kind"),
+    sa.Index("ix_reconciliation_findings_state", "state", "opened_at"),
+)
+
+
 callback_log = sa.Table(
     "callback_log", metadata,
     sa.Column("position", ID, primary_key=True, autoincrement=False),
@@ -191,7 +267,7 @@ projection_positions = sa.Table(
 )
 
 PROJECTED = {t.name: t for t in (order_status, callback_log, daily_totals, journal_entries, deliveries, alerts,
-                                 messages)}
+                                 messages, refunds, reconciliation_days, reconciliation_findings)}
 
 # Streams the read side holds back: an event that no projection step could apply (after its retries) parks
 # its stream here, with its later events, while every other stream goes on (projections.runner).

@@ -78,8 +78,11 @@ class QueryService:
         log.info("query step %s of order %s: %s", step, order.out_trade_no, outcome or "no trade yet")
         return "failed" if result.error else "answered"
 
-    def query_now(self, app_id: str, out_trade_no: str, *, who: str, merchant: str = "") -> Queried:
-        """Someone asks (an operator, the merchant, `ledger query`): asked at once, recorded, applied."""
+    def query_now(self, app_id: str, out_trade_no: str, *, who: str, merchant: str = "",
+                  open_order: bool = False) -> Queried:
+        """Someone asks (an operator, the merchant, `ledger query`, reconciliation): asked at once, recorded,
+        applied. `open_order`: an order the ledger has never heard of gets its stream (reconciliation found the
+        trade on Alipay's bill); otherwise OrderNotFound."""
         if app_id not in self.apps:
             raise UnknownApp(f"no Alipay app {app_id!r} is configured")
         if not self.queryable(app_id, merchant):
@@ -87,12 +90,13 @@ class QueryService:
             missing = (f"{prefix}APP_AUTH_TOKENS has no token for merchant {merchant}" if merchant
                        and self.apps[app_id].private_key is not None else f"{prefix}APP_PRIVATE_KEY is not set")
             raise NothingToDo(f"cannot ask Alipay about this trade of app {app_id}: {missing}")
-        if self.store.get_order(Order.create_id(app_id, out_trade_no, merchant)) is None:
+        if not open_order and self.store.get_order(Order.create_id(app_id, out_trade_no, merchant)) is None:
             raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
-        return self._ask_and_record(app_id, out_trade_no, merchant, step=None, source=MANUAL, who=who, last=False)
+        return self._ask_and_record(app_id, out_trade_no, merchant, step=None, source=MANUAL, who=who, last=False,
+                                    open_order=open_order)
 
     def _ask_and_record(self, app_id: str, out_trade_no: str, merchant: str, *, step: int | None, source: str,
-                        who: str, last: bool) -> Queried:
+                        who: str, last: bool, open_order: bool = False) -> Queried:
         answer, error = self._ask(app_id, out_trade_no, merchant)
         queried_at, answer_id = self.clock(), uuid4().hex
 
@@ -107,7 +111,8 @@ class QueryService:
                                            queried_at=queried_at, last=last, answer_id=answer_id)
 
         with self.lock.hold(lock_key(app_id, out_trade_no, merchant)):
-            saved = save_with_retries(self.store, Order.create_id(app_id, out_trade_no, merchant), record)
+            saved = save_with_retries(self.store, Order.create_id(app_id, out_trade_no, merchant), record,
+                                      create=(lambda: Order(app_id, out_trade_no, merchant)) if open_order else None)
         if saved is None:
             raise OrderNotFound(f"no order {out_trade_no} of app {app_id}")
         return Queried(out_trade_no, answer, error, saved.order.status.value, saved.order.version, saved.position)
