@@ -49,6 +49,6 @@ def test_operator_sees_each_projections_position_head_and_lag(client: TestClient
     assert body["head"] >= position and body["follower"]["running"] is True
     names = {p["name"]: p for p in body["projections"]}
     assert set(names) == {"order_status", "callback_log", "daily_totals", "journal_entries", "deliveries",
-                          "alerts", "messages", "bills", "dispatcher"}
+                          "alerts", "messages", "bills", "refunds", "reconciliation", "dispatcher"}
     assert names["order_status"]["lag"] == body["head"] - names["order_status"]["position"]
     assert client.get("/api/projections", headers=MERCHANT).status_code == 403
