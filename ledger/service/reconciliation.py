@@ -56,6 +56,7 @@ class Run:
     opened: list[str]
     closed: list[str]
     queried: dict[str, str]  # finding id -> what the trade query found
+    to_ask: tuple[str, ...] = ()  # the open missing_in_ledger findings, asked about after the run is recorded
 
 
 class ReconcileService:
@@ -69,9 +70,19 @@ class ReconcileService:
     # -- matching -------------------------------------------------------------------------------
 
     def match_day(self, day: date, *, who: str, app_id: str | None = None) -> Run:
-        """Match the app's bill of `day` (China Standard Time) with the ledger and record the run. BillMissing when
-        no bill of the day is imported; StorageUnavailable when the read model does not catch up in time."""
+        """Match the app's bill of `day` (China Standard Time) with the ledger and record the run, then ask Alipay
+        about the payments the ledger has not booked (at most QUERIES_PER_RUN). BillMissing when no bill of the day
+        is imported; StorageUnavailable when the read model does not catch up in time."""
         app_id = self._app(app_id)
+        asked = self._query_missing(self._recorded_run(app_id, day, who))
+        if "confirmed and booked" not in asked.queried.values():
+            return asked
+        # The payments Alipay confirmed are booked now: one more run matches them and posts their fees.
+        again = self._recorded_run(app_id, day, who)
+        return Run(app_id, day, again.run, again.bill_id, again.counts, asked.opened + again.opened,
+                   asked.closed + again.closed, asked.queried)
+
+    def _recorded_run(self, app_id: str, day: date, who: str) -> Run:
         for _ in range(MAX_CONFLICTS):
             self._wait_for_read_model()
             try:
@@ -83,7 +94,7 @@ class ReconcileService:
                 raise StorageUnavailable(f"event store unavailable: {exc}") from exc
         else:
             raise StorageUnavailable(f"the reconciliation of {day} kept changing under this run; try again")
-        return self._query_missing(run)
+        return run
 
     def _run(self, app_id: str, day: date, who: str) -> Run:
         found = bill_of(self.engine, app_id, day)
@@ -110,8 +121,8 @@ class ReconcileService:
                           bill=_bill_totals(rows), ledger=_ledger_totals(side), counts=result.counts(),
                           opened=opened, closed=closed, kinds=kinds, next_bill=next_bill)
         self.store.save(record, *changed)
-        return Run(app_id, day, run_number, found["bill_id"], result.counts(), opened, closed,
-                   {fid: "" for fid, kind in kinds.items() if kind == MISSING_IN_LEDGER and fid in opened})
+        return Run(app_id, day, run_number, found["bill_id"], result.counts(), opened, closed, {},
+                   tuple(fid for fid, kind in kinds.items() if kind == MISSING_IN_LEDGER))
 
     def _open(self, app_id: str, day: date, result: Matching, run: int,
               now: datetime) -> tuple[list[FindingStream], list[str], dict[str, str]]:
@@ -173,7 +184,7 @@ class ReconcileService:
         if self.queries is None or not self.queries.queryable(run.app_id):
             return run
         answered: dict[str, str] = {}
-        for finding_id in list(run.queried)[:QUERIES_PER_RUN]:
+        for finding_id in run.to_ask[:QUERIES_PER_RUN]:
             finding = self._finding(UUID(finding_id))
             if finding is None or finding.settled:
                 continue

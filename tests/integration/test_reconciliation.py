@@ -93,14 +93,15 @@ def test_a_payment_the_ledger_never_heard_of_is_queried_at_once_and_booked_closi
         ledger: Ledger, alipay: SandboxAlipay, alipay_gateway: StandIn) -> None:
     lost = ref("L")
     ledger.service.register_order(RegisterOrder(APP_ID, lost, Decimal("10.00"), "测试商品"))
-    alipay_gateway.sandbox.add_trade(APP_ID, lost, "10.00")  # paid; its notification never came
-    run = import_and_match(ledger, [payment(lost, "10.00", at())])
+    # Paid on the bill's day; its notification never came.
+    alipay_gateway.sandbox.add_trade(APP_ID, lost, "10.00", send_pay_date=at().strftime("%Y-%m-%d %H:%M:%S"))
+    run = import_and_match(ledger, [payment(lost, "10.00", at(), fee="0.06")])
     [finding] = findings(ledger)
     assert finding["kind"] == "missing_in_ledger" and finding["state"] == "closed"
     assert finding["settled_by"] == "trade query" and list(run.queried.values()) == ["confirmed and booked"]
-    assert ledger.reconcile is not None
-    rerun = ledger.reconcile.match_day(DAY, who="finance")
-    assert rerun.counts["matched"] == 1 and rerun.opened == []
+    # A second run, at once, matched the payment now booked and posted its fee.
+    assert (run.run, run.counts["matched"]) == (2, 1)
+    assert clearing_movement(ledger) == Decimal("9.94")
 
 
 def test_a_payment_alipay_does_not_confirm_stays_an_open_finding(
