@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import (
+    findings,
     health,
     messages,
     notify,
@@ -77,6 +78,7 @@ def create_app(ledger: Ledger, *, close_on_shutdown: bool = True, refusal_thread
             Route("/api/orders/{out_trade_no:path}", orders.show, methods=["GET"]),
             *reports.routes,
             *reconciliation.routes,
+            *findings.routes,
             *operations.routes,
             *parking.routes,
             *quarantine.routes,

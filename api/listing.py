@@ -5,8 +5,9 @@ or CSV, and the read model's engine."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from starlette.exceptions import HTTPException
@@ -17,6 +18,7 @@ from ledger.domain.limits import APP_ID_MAX, EARLIEST_YEAR, LATEST_YEAR, has_con
 from projections.common import CST
 
 MAX_LIMIT = 1000  # rows in one page
+MAX_DAYS = 366  # days in one report
 
 
 def cursor_after(last_id: int, kind: str = "order") -> str:
@@ -58,6 +60,24 @@ def moment(params: dict[str, str], name: str) -> datetime | None:
         raise InvalidRequest(f"{name} must lie in the years {EARLIEST_YEAR} to {LATEST_YEAR}, when Alipay pays, "
                              f"not {params[name]!r}"[:200])
     return (moment if moment.tzinfo else moment.replace(tzinfo=CST)).astimezone(UTC)
+
+
+def day_param(text: str, name: str) -> date:
+    """A China Standard Time day written as YYYY-MM-DD, strictly (no week dates, no basic format)."""
+    with contextlib.suppress(ValueError):
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            return date.fromisoformat(text)
+    raise InvalidRequest(f"{name} is required, a China Standard Time day as YYYY-MM-DD")
+
+
+def day_range(params: dict[str, str]) -> tuple[date, date]:
+    """`from` and `to`, both required and inclusive, in order, at most MAX_DAYS apart."""
+    day_from, day_to = day_param(params.get("from", ""), "from"), day_param(params.get("to", ""), "to")
+    if day_from > day_to:
+        raise InvalidRequest("from must not be after to")
+    if (day_to - day_from).days >= MAX_DAYS:
+        raise InvalidRequest(f"the report covers at most {MAX_DAYS} days")
+    return day_from, day_to
 
 
 def app_id_param(params: dict[str, str]) -> str | None:

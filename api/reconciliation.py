@@ -1,6 +1,6 @@
 """Alipay's trade bills as evidence: `POST /api/reconciliation/bills` (finance) imports one someone downloaded by
-hand; `GET /api/reconciliation/bills/{id}` (finance, auditor, operator) its record, `?download=1` (finance,
-auditor) the exact bytes imported."""
+hand and matches its day; `GET /api/reconciliation/bills/{id}` (finance, auditor, operator) its record,
+`?download=1` (finance, auditor) the exact bytes imported."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from starlette.routing import Route
 from api.auth import require
 from api.bodies import BodyTooLarge, read_limited
 from api.errors import ApiError
+from api.findings import match_after_import
 from api.views import LedgerJSON
 from ledger.domain.bill import Bill
 from ledger.service.bills import MAX_BILL_BYTES
@@ -40,9 +41,12 @@ async def import_bill(request: Request) -> LedgerJSON:
         raise ApiError(400, "bad_request", "send the bill's bytes as the body: the zip as Alipay gives it, or its "
                                            "业务明细 CSV")
     app_id = request.query_params.get("app_id")
-    bills = request.app.state.ledger.bills
-    done = await run_in_threadpool(lambda: bills.import_bill(data, source="api", who=f"{who} via API", app_id=app_id))
-    return LedgerJSON({**bill_view(done.bill_id, done.bill), "newly": done.newly},
+    ledger = request.app.state.ledger
+    done = await run_in_threadpool(lambda: ledger.bills.import_bill(data, source="api", who=f"{who} via API",
+                                                                    app_id=app_id))
+    # Imported again or not: the day is matched with what the ledger knows now.
+    run = await run_in_threadpool(match_after_import, ledger, done.bill.app_id, done.bill.bill_date, f"{who} via API")
+    return LedgerJSON({**bill_view(done.bill_id, done.bill), "newly": done.newly, "reconciliation": run},
                       status_code=201 if done.newly else 200)
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import re
-from datetime import date
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +11,17 @@ from starlette.routing import Route
 
 from api.auth import require
 from api.csvstream import csv_chunks, csv_download
-from api.listing import MAX_LIMIT, app_id_param, cursor_after, decode_cursor, engine_of, is_csv, moment, params_of
+from api.listing import (
+    MAX_LIMIT,
+    app_id_param,
+    cursor_after,
+    day_range,
+    decode_cursor,
+    engine_of,
+    is_csv,
+    moment,
+    params_of,
+)
 from api.orders import positive_int
 from api.views import LedgerJSON
 from ledger.domain.errors import InvalidRequest
@@ -22,7 +29,6 @@ from ledger.domain.limits import ID_MAX, has_control
 from projections.queries import DAILY_COLUMNS, ORDER_COLUMNS, daily_report, iter_orders, list_orders, report_totals
 
 STATUSES = ("PENDING", "PAID", "FINISHED", "CLOSED")
-MAX_DAYS = 366
 _ORDER_PARAMS = {"status", "paid_from", "paid_to", "app_id", "auth_app_id", "limit", "cursor", "format"}
 _DAILY_PARAMS = {"from", "to", "app_id", "auth_app_id", "format"}
 
@@ -48,11 +54,7 @@ async def orders(request: Request) -> Response:
 async def daily(request: Request) -> Response:
     require(request, "finance", "operator")
     params = params_of(request, _DAILY_PARAMS)
-    day_from, day_to, app_id, csv = _day(params, "from"), _day(params, "to"), app_id_param(params), is_csv(params)
-    if day_from > day_to:
-        raise InvalidRequest("from must not be after to")
-    if (day_to - day_from).days >= MAX_DAYS:
-        raise InvalidRequest(f"the report covers at most {MAX_DAYS} days")
+    (day_from, day_to), app_id, csv = day_range(params), app_id_param(params), is_csv(params)
     days = await run_in_threadpool(lambda: daily_report(engine_of(request), day_from=day_from, day_to=day_to,
                                                         app_id=app_id, auth_app_id=_auth_app_id(request, params)))
     totals = report_totals(days)
@@ -68,13 +70,6 @@ def _statuses(text: str | None) -> list[str]:
     if any(status not in STATUSES for status in statuses):
         raise InvalidRequest(f"status must be a comma-separated list of {', '.join(STATUSES)}")
     return statuses
-
-
-def _day(params: dict[str, str], name: str) -> date:
-    with contextlib.suppress(ValueError):
-        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", params.get(name, "")):
-            return date.fromisoformat(params[name])
-    raise InvalidRequest(f"{name} is required, a China Standard Time day as YYYY-MM-DD")
 
 
 def _auth_app_id(request: Request, params: dict[str, str]) -> str | None:

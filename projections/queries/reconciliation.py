@@ -131,6 +131,10 @@ def days_report(engine: sa.Engine, *, day_from: date, day_to: date, app_id: str 
     return result
 
 
+DAY_COLUMNS = ("app_id", "day", "bill_imported", "bill_id", "runs", "last_run_at", "bill_payments",
+               "bill_payment_amount", "bill_refunds", "bill_refund_amount", "ledger_payments", "ledger_payment_amount",
+               "ledger_refunds", "ledger_refund_amount", "matched", "fee", "share", "net", "fees_posted",
+               *(f"findings_{state}" for state in STATES), "fetch_state", "fetch_error")  # days_report's, in order
 FINDING_COLUMNS = tuple(c.name for c in reconciliation_findings.c if c.name not in ("position", "last_version"))
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -49,8 +50,9 @@ def test_finance_imports_a_bill_over_http_and_an_auditor_downloads_the_exact_fil
         assert status == 201 and record["newly"] and record["sha256"] == hashlib.sha256(data).hexdigest()
         assert (record["who"], record["bill_date"], record["payments"], record["refunds"]) == (
             "finance bob via API", DAY.isoformat(), 2, 1)
+        assert (record["reconciliation"]["day"], record["reconciliation"]["run"]) == (DAY.isoformat(), 1)  # matched
         status, body, _ = call(server, "POST", "/api/reconciliation/bills", FINANCE_TOKEN, data)
-        assert status == 200 and not json.loads(body)["newly"]
+        assert status == 200 and not json.loads(body)["newly"] and json.loads(body)["reconciliation"]["run"] == 2
         status, body, _ = call(server, "POST", "/api/reconciliation/bills", FINANCE_TOKEN, b"PK not a zip")
         assert status == 400 and json.loads(body)["error"] == "not_a_bill"  # the reason, for a client to branch on
         path = f"/api/reconciliation/bills/{record['bill_id']}"
@@ -78,13 +80,15 @@ def test_a_bill_is_imported_and_fetched_from_a_shell(alipay: SandboxAlipay, alip
     file.write_bytes(bill_zip(trades()))
     done = ledger_cli(env, "reconcile", "import", str(file))
     assert done.returncode == 0 and done.stdout.startswith("imported: bill "), done.stdout + done.stderr
+    assert f"matched: run 1 of app {APP_ID}'s {DAY}: matched 0, missing_in_ledger 2" in done.stdout  # and its day
     sha = hashlib.sha256(file.read_bytes()).hexdigest()
     assert (tmp_path / "bills" / sha[:2] / sha).read_bytes() == file.read_bytes()  # LEDGER_BILL_DIR
     again = ledger_cli(env, "reconcile", "import", str(file))
     assert again.returncode == 0 and again.stdout.startswith("already imported")
-    other_day = bill_zip(trades()[:1])
+    other_day = bill_zip(trades()[:1], day=date(2019, 9, 17))
     alipay_gateway.sandbox.add_bill(APP_ID, "2019-09-17", other_day)
     fetched = ledger_cli(env, "reconcile", "fetch", "--date", "2019-09-17")
     assert fetched.returncode == 0 and "1 payments" in fetched.stdout, fetched.stdout + fetched.stderr
+    assert f"matched: run 1 of app {APP_ID}'s 2019-09-17: matched 0, missing_in_ledger 1" in fetched.stdout
     missing = ledger_cli(env, "reconcile", "fetch", "--date", "2019-09-18")
     assert missing.returncode == 1 and "no trade bill" in missing.stderr
