@@ -76,11 +76,13 @@ class BillService:
             raise StorageUnavailable(f"the bill of {day} could not be downloaded: {exc}") from None
         if got.status != 200 or not got.body:
             raise StorageUnavailable(f"the bill of {day} could not be downloaded: HTTP {got.status}")
-        return self.import_bill(got.body, source=f"gateway {day}", who=who, app_id=app.app_id)
+        return self.import_bill(got.body, source=f"gateway {day}", who=who, app_id=app.app_id, day=day)
 
-    def import_bill(self, data: bytes, *, source: str, who: str, app_id: str | None = None) -> Imported:
+    def import_bill(self, data: bytes, *, source: str, who: str, app_id: str | None = None,
+                    day: date | None = None) -> Imported:
         """Read, check and keep a bill (the zip as Alipay gives it, or its detail CSV) for `app_id` (the only app
-        when there is one). Raises BillRefused (nothing recorded) for what is not a whole, consistent bill."""
+        when there is one). Raises BillRefused (nothing recorded) for what is not a whole, consistent bill, or
+        (with `day`: the day asked for) a bill of another day."""
         if len(data) > MAX_BILL_BYTES:
             raise BillRefused(f"the file is larger than {MAX_BILL_BYTES // 2**20} MiB: not a day's trade bill",
                               reason="too_large")
@@ -88,9 +90,11 @@ class BillService:
         sha256 = hashlib.sha256(data).hexdigest()
         bill_id = Bill.create_id(sha256)
         known = self._bill(bill_id)
-        if known is not None:
+        if known is not None and (day is None or known.bill_date == day.isoformat()):
             return Imported(bill_id, sha256, False, known, None)
         read = read_bill(data)
+        if day is not None and read.bill_date != day:
+            raise BillRefused(f"the bill asked for {day} is the bill of {read.bill_date}", reason="wrong_day")
         if app.seller_id and read.account and not read.account.startswith(app.seller_id):
             raise BillRefused(f"the bill is for Alipay account {read.account}, not app {app.app_id}'s seller "
                               f"{app.seller_id}", reason="wrong_account")

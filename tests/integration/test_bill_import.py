@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -110,6 +110,17 @@ def test_a_days_bill_is_fetched_through_the_gateway_and_imported(ledger: Ledger,
     assert asked["method"] == "alipay.data.dataservice.bill.downloadurl.query"
     assert [t for m, t, _ in alipay_gateway.server.seen if t.startswith("/sandbox/bills/")] != []  # downloaded
     assert '"bill_type":"trade"' in asked["biz_content"] and f'"bill_date":"{DAY}"' in asked["biz_content"]
+
+
+def test_a_fetched_bill_of_another_day_than_asked_is_refused_and_records_nothing(
+        ledger: Ledger, alipay_gateway: StandIn) -> None:
+    assert ledger.bills is not None
+    asked = DAY + timedelta(days=1)
+    alipay_gateway.sandbox.add_bill(APP_ID, asked.isoformat(), bill_zip(trades()))  # the file of DAY, mislabelled
+    with pytest.raises(BillRefused) as refused:
+        ledger.bills.fetch(asked, who="the daily job")
+    assert refused.value.reason == "wrong_day" and str(DAY) in str(refused.value)
+    assert imported_events(ledger) == []
 
 
 def test_a_day_alipay_has_no_bill_for_yet_is_said_so_and_records_nothing(ledger: Ledger) -> None:
