@@ -14,7 +14,6 @@ from datetime import date, datetime
 from typing import Protocol
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from ledger.adapters.eventstore.store import LedgerStore
@@ -24,6 +23,7 @@ from ledger.config import AlipayApp
 from ledger.domain.bill import BILL_METHOD, BILL_NOT_YET, Bill
 from ledger.domain.errors import BillNotYet, BillRefused, InvalidRequest, StorageUnavailable
 from ledger.service.ports import Gateway
+from ledger.service.saving import load
 
 # A day's bill of a busy merchant is a few megabytes zipped; this bounds what one import holds in memory.
 MAX_BILL_BYTES = 64 * 1024 * 1024
@@ -130,13 +130,7 @@ class BillService:
         return data
 
     def _bill(self, bill_id: UUID) -> Bill | None:
-        try:
-            found: object = self.store.repository.get(bill_id)
-        except AggregateNotFoundError:
-            return None
-        except PersistenceError as exc:
-            raise StorageUnavailable(f"event store unavailable: {exc}") from exc
-        return found if isinstance(found, Bill) else None
+        return load(self.store, bill_id, Bill)
 
     def _app(self, app_id: str | None) -> AlipayApp:
         if app_id is None and len(self.apps) == 1:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 import sqlalchemy as sa
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from ledger.adapters.eventstore.store import LedgerStore
@@ -29,6 +28,7 @@ from ledger.domain.errors import GatewayError, InvalidRequest, LedgerError, Noth
 from ledger.domain.matching import CARRIED_KINDS, MISSING_IN_LEDGER, BillEntry, Finding, Matching, match
 from ledger.domain.reconciliation import CARRIED, ReconciliationDay, side_values
 from ledger.domain.reconciliation import Finding as FindingStream
+from ledger.service.saving import load
 from projections.queries.reconciliation import LedgerSide, bill_of, ledger_side
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class ReconcileService:
                         closed: list[str]) -> list[FindingStream]:
         """The previous day's findings carried over to this bill: closed if it has them, else they count now."""
         before = day - timedelta(days=1)
-        previous = self._day(app_id, before, create=False)
+        previous = load(self.store, ReconciliationDay.create_id(app_id, before), ReconciliationDay)
         if previous is None:
             return []
         keys = {row.key for row in rows}
@@ -263,27 +263,12 @@ class ReconcileService:
                                          "`ledger projections run`) running?")
             time.sleep(0.05)
 
-    def _day(self, app_id: str, day: date, *, create: bool = True) -> ReconciliationDay:
-        try:
-            found: object = self.store.repository.get(ReconciliationDay.create_id(app_id, day))
-        except AggregateNotFoundError:
-            found = None
-        except PersistenceError as exc:
-            raise StorageUnavailable(f"event store unavailable: {exc}") from exc
-        if isinstance(found, ReconciliationDay):
-            return found
-        if not create:
-            return None  # type: ignore[return-value]
-        return ReconciliationDay(app_id=app_id, day=day.isoformat())
+    def _day(self, app_id: str, day: date) -> ReconciliationDay:
+        found = load(self.store, ReconciliationDay.create_id(app_id, day), ReconciliationDay)
+        return found if found is not None else ReconciliationDay(app_id=app_id, day=day.isoformat())
 
     def _finding(self, finding_id: UUID) -> FindingStream | None:
-        try:
-            found: object = self.store.repository.get(finding_id)
-        except AggregateNotFoundError:
-            return None
-        except PersistenceError as exc:
-            raise StorageUnavailable(f"event store unavailable: {exc}") from exc
-        return found if isinstance(found, FindingStream) else None
+        return load(self.store, finding_id, FindingStream)
 
     def _app(self, app_id: str | None) -> str:
         if app_id is None and len(self.apps) == 1:

@@ -76,6 +76,17 @@ def save_with_retries(store: LedgerStore, order_id: UUID, decide: Callable[[A], 
     raise TooManyConflicts(f"order {order_id} kept changing; gave up after {MAX_ATTEMPTS} attempts")
 
 
+def load(store: LedgerStore, aggregate_id: UUID, kind: type[A]) -> A | None:
+    """The aggregate of that id if it is one of `kind`; None when there is none. Raises StorageUnavailable."""
+    try:
+        found: object = store.repository.get(aggregate_id)
+    except AggregateNotFoundError:
+        return None
+    except PersistenceError as exc:
+        raise StorageUnavailable(f"event store unavailable: {exc}") from exc
+    return found if isinstance(found, kind) else None
+
+
 def _idempotency_key(event: object) -> str | None:
     # A callback's delivery, or a gateway answer (ledger.service.trade_query): each recorded once.
     return getattr(event, "delivery_id", None) or getattr(event, "answer_id", None) or None
