@@ -18,7 +18,7 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from ledger.adapters.eventstore.store import LedgerStore
 from ledger.domain.bill_schedule import CST, BillSchedule
-from ledger.domain.errors import GatewayError, InvalidRequest, LedgerError, StorageUnavailable
+from ledger.domain.errors import GatewayError, LedgerError, StorageUnavailable
 from ledger.domain.reconciliation import ReconciliationDay
 from ledger.service.bills import BillService
 from ledger.service.reconciliation import BillMissing, ReconcileService
@@ -82,7 +82,7 @@ class DailyBillJob:
         reason = "bill_missing" if isinstance(exc, BillMissing) else exc.reason
         # A configuration error (an answer not believed, the request refused) will not mend by itself: alerted now,
         # not at the deadline. Anything else (no bill yet, a gateway away, a bill refused) may, and is tried again.
-        final = (isinstance(exc, GatewayError) and not exc.retryable) or isinstance(exc, InvalidRequest)
+        final = isinstance(exc, GatewayError) and not exc.retryable
         next_at = None if final else self.schedule.retry_at(day, attempt, self.clock())
         log.warning("attempt %s at the bill of app %s for %s: %s (%s); %s", attempt, app_id, day, reason, exc,
                     f"tried again at {next_at.astimezone(CST):%Y-%m-%d %H:%M} CST" if next_at else "given up")

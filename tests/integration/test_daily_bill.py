@@ -230,7 +230,8 @@ def test_findings_left_open_past_the_grace_alert_once(
     sweeper = Sweeper(ledger, every=60, grace=timedelta(seconds=1))
     clock.now = at(TODAY, 10, 5)
     import_and_match(ledger, [payment("NEVER-HEARD", "66.00", at(DAY, 11))])  # a payment the ledger never booked
-    for later in (timedelta(hours=23, minutes=59), timedelta(hours=24, minutes=1), timedelta(hours=24, minutes=20)):
+    # Each sweep more than FINDINGS_CHECK (10 min) after the one before, so each one checks.
+    for later in (timedelta(hours=23, minutes=50), timedelta(hours=24, minutes=1), timedelta(hours=24, minutes=20)):
         clock.now = at(TODAY, 10, 5) + later
         sweeper.sweep_once()
         if later < timedelta(hours=24):
