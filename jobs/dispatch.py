@@ -1,8 +1,8 @@
 """The log is the outbox: follows the event log like a projection and turns events into jobs and alerts.
 
 Nothing is enqueued beside a commit. A change of an order (payment, refund, finish, close) or a manual
-retry becomes a `deliver` message; an abandoned delivery or an amount mismatch becomes an alert (whose
-raising dedupes itself); a raised alert wakes the sender. At least once: a crash after sending and
+retry becomes a `deliver` message; an abandoned delivery, an amount mismatch or a day's bill not fetched becomes
+an alert (whose raising dedupes itself); a raised alert wakes the sender. At least once: a crash after sending and
 before the position moves sends again, which the actors shrug off.
 """
 
@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from ledger.domain import outbox
 from ledger.domain.trade_query import UNBELIEVED
+from ledger.service.alerting import once_a_day
 from projections.common import Batch, OrderKeys
 
 
@@ -66,5 +67,23 @@ class Dispatcher:
             self.raise_alert("queries_exhausted", key.path,
                              f"order {key.out_trade_no}: still unpaid after {event.steps} trade queries and no "
                              "notification; the schedule has ended", at=event.timestamp)
+        elif kind == "BillFetchFailed":
+            self._bill_not_fetched(event)
         elif kind == "AlertRaised":
             self.wake_alerts()
+
+    def _bill_not_fetched(self, event: Any) -> None:
+        """The daily job's attempt brought no bill: a bill refused for its detail disagreeing with its summary
+        (once a day: each retry would raise it again), and the day given up."""
+        where, day = f"{event.app_id}/{event.day}", event.day
+        if event.reason == "totals_differ":
+            then = "given up" if event.final else "tried again until the deadline (Alipay may publish it corrected)"
+            self.raise_alert("bill_inconsistent", where,
+                             f"app {event.app_id}: Alipay's trade bill of {day} disagrees with its own summary, so "
+                             f"nothing of it is used; {then}: {event.error}", at=once_a_day(event.timestamp))
+        if event.final:
+            self.raise_alert("bill_unavailable", where,
+                             f"app {event.app_id}: no trade bill of {day} after {event.attempt} attempts: the daily "
+                             f"job has given up (last: {event.reason}: {event.error}). Fetch it with `ledger reconcile "
+                             f"fetch --date {day} --app-id {event.app_id}` once Alipay has it, or import it",
+                             at=event.timestamp)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -24,14 +24,16 @@ from ledger.adapters.outbound.robots import RobotError
 from ledger.domain.trade_query import latest_due
 from ledger.service.alerting import PACE_SECONDS
 from ledger.service.certificates import alert_expiring
+from ledger.service.open_findings import alert_open_findings
 from projections.queries.operations import alerts_unsent, deliveries_due, queries_due
 
 log = logging.getLogger(__name__)
 QUEUE = "ledger"
-# Trade queries wait on Alipay's gateway (up to its deadline each): they have a queue and threads of their own, so a
-# slow gateway never holds up the deliveries and alerts of the main queue.
+# Trade queries and bill fetches wait on Alipay's gateway (up to its deadline each): they have a queue and threads of
+# their own, so a slow gateway never holds up the deliveries and alerts of the main queue.
 QUERY_QUEUE, QUERY_THREADS = "ledger-queries", 2
 CERTIFICATE_CHECK = timedelta(hours=1)
+FINDINGS_CHECK = timedelta(minutes=10)
 
 
 def make_broker(redis_url: str | None, prefix: str) -> tuple[dramatiq.Broker, Any]:
@@ -52,6 +54,7 @@ class Actors:
     deliver: dramatiq.Actor[Any, Any]
     send_alerts: dramatiq.Actor[Any, Any]
     query: dramatiq.Actor[Any, Any]
+    fetch_bill: dramatiq.Actor[Any, Any]
 
 
 def declare(broker: dramatiq.Broker, ledger: Any) -> Actors:
@@ -69,11 +72,18 @@ def declare(broker: dramatiq.Broker, ledger: Any) -> Actors:
         # A gateway that fails is recorded as the step's outcome: the schedule's next step asks again.
         ledger.queries.run_step(order_id, step)
 
+    def fetch_bill(app_id: str, day: str) -> None:
+        # A failed attempt is recorded with when to try again: the sweep sends the next one then.
+        if ledger.daily_bill is not None:
+            ledger.daily_bill.run(app_id, date.fromisoformat(day))
+
     options: dict[str, Any] = {"broker": broker, "queue_name": QUEUE, "retry_when": _transient, "min_backoff": 1000,
                "max_backoff": 60_000}
+    gateway_work = {**options, "queue_name": QUERY_QUEUE}
     actors = Actors(deliver=dramatiq.actor(actor_name="ledger.deliver", **options)(deliver),
                     send_alerts=dramatiq.actor(actor_name="ledger.send_alerts", **options)(send_alerts),
-                    query=dramatiq.actor(actor_name="ledger.query", **{**options, "queue_name": QUERY_QUEUE})(query))
+                    query=dramatiq.actor(actor_name="ledger.query", **gateway_work)(query),
+                    fetch_bill=dramatiq.actor(actor_name="ledger.fetch_bill", **gateway_work)(fetch_bill))
     return actors
 
 
@@ -81,8 +91,10 @@ class Sweeper:
     """Every few seconds: re-send deliveries that are overdue (their message was lost), wake the alert
     sender while alerts wait, raise an alert for a projection that stopped moving, and send the alerts about
     the read side itself that are still waiting (itself, without the broker or the table:
-    see ledger.service.alerting). At start-up and then every CERTIFICATE_CHECK: an alert for each configured
-    certificate that expires within 30 days (ledger.service.certificates)."""
+    see ledger.service.alerting); send the trade queries and the daily bill job's attempts that are due. At start-up
+    and then every CERTIFICATE_CHECK: an alert for each configured certificate that expires within 30 days
+    (ledger.service.certificates); every FINDINGS_CHECK: an alert for each day whose reconciliation findings stay
+    open past the grace (ledger.service.open_findings)."""
 
     def __init__(self, ledger: Any, *, every: float, grace: timedelta) -> None:
         self.ledger, self.every, self.grace = ledger, every, grace
@@ -90,6 +102,7 @@ class Sweeper:
         self.thread = threading.Thread(target=self._run, name="sweep", daemon=True)
         self._seen: dict[str, tuple[int, datetime]] = {}
         self._certificates_checked: datetime | None = None
+        self._findings_checked: datetime | None = None
 
     def start(self) -> None:
         self.thread.start()
@@ -111,12 +124,17 @@ class Sweeper:
             self._send_queries(now)
         except Exception:  # the gateway's side must not stop the alerts and checks below
             log.exception("could not send the trade queries that are due")
+        try:
+            self._send_bill_fetches(now)
+        except Exception:  # likewise
+            log.exception("could not send the bill fetches that are due")
         if waiting and self.ledger.alerting.robots:
             self.ledger.actors.send_alerts.send()
         self._check_projections(now)
         if self.ledger.alerting.robots:
             self.ledger.alerting.send_read_side()  # never raises: what waits goes on waiting
         self._check_certificates(now)
+        self._check_findings(now)
         return len(due)
 
     def _send_queries(self, now: datetime) -> None:
@@ -131,6 +149,20 @@ class Sweeper:
             if queries.queryable(due.app_id, due.auth_app_id):
                 step = latest_due(due.registered_at, queries.schedule, due.query_step, UUID(due.order_id), now)
                 self.ledger.actors.query.send(due.order_id, step)
+
+    def _send_bill_fetches(self, now: datetime) -> None:
+        """The daily job's attempts that are due (ledger.service.daily_bill): each a message; the day's record says
+        whether it still is."""
+        job = self.ledger.daily_bill
+        for app_id, day in job.due(now) if job is not None else ():
+            self.ledger.actors.fetch_bill.send(app_id, day.isoformat())
+
+    def _check_findings(self, now: datetime) -> None:
+        last = self._findings_checked
+        if last is None or now - last >= FINDINGS_CHECK:
+            grace = timedelta(hours=self.ledger.settings.findings_grace_hours)
+            alert_open_findings(self.ledger.engine, self.ledger.alerting.raise_alert, now=now, grace=grace)
+            self._findings_checked = now
 
     def _check_certificates(self, now: datetime) -> None:
         last = self._certificates_checked

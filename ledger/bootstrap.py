@@ -35,12 +35,14 @@ from ledger.adapters.refusals.quarantine import MemoryQuarantineLog, SqlQuaranti
 from ledger.adapters.refusals.rejections import MemoryRejectionLog, RejectionLog, SqlRejectionLog
 from ledger.adapters.sql.engine import make_engine
 from ledger.config import Settings
+from ledger.domain.bill_schedule import BillSchedule
 from ledger.domain.errors import LedgerError
 from ledger.intake.io import PostgresIO, StoreIO
 from ledger.intake.loop import GroupCommit
 from ledger.service.alerting import AlertService, BurstCounter
 from ledger.service.application import LedgerService
-from ledger.service.bills import BillFiles, BillService
+from ledger.service.bills import DOWNLOAD_SECONDS, BillFiles, BillService
+from ledger.service.daily_bill import DailyBillJob
 from ledger.service.delivery import DeliveryService
 from ledger.service.doctor import Doctor
 from ledger.service.ports import Gateway, OrderLock
@@ -71,6 +73,7 @@ class Ledger:
     queries: QueryService | None = None
     bills: BillService | None = None
     reconcile: ReconcileService | None = None
+    daily_bill: DailyBillJob | None = None
     actors: Actors | None = None
     metrics: Metrics | None = None
     # `/readyz`'s check of the event store, kept for READINESS_SECONDS (see _readiness).
@@ -176,8 +179,24 @@ def build(settings: Settings, *, store: LedgerStore | None = None, lock: OrderLo
         metrics.watch(_shared_state(store, engine, ledger.runner))
         ledger.reconcile = ReconcileService(store, ledger.bills, engine, settings.apps, clock=clock,
                                             caught_up=_read_model(engine, ledger.runner), queries=ledger.queries)
+        ledger.daily_bill = _daily_bill(settings, ledger, clock)
     closers.append(broker.close)
     return ledger
+
+
+def _daily_bill(settings: Settings, ledger: Ledger, clock: Callable[[], datetime]) -> DailyBillJob | None:
+    """The daily bill job, for the apps that can ask the gateway; None with LEDGER_BILL_FETCH_AT=off."""
+    assert ledger.queries is not None and ledger.bills is not None and ledger.reconcile is not None
+    if settings.bill_fetch_at is None:
+        return None
+    queries = ledger.queries
+    # An attempt is left to its worker longer than it may take: the gateway's answer (twice its deadline, as a
+    # trade query's step), the download, the read model catching up for the match, and a margin.
+    lease = 2 * settings.gateway_timeout_seconds + DOWNLOAD_SECONDS + ledger.reconcile.wait_seconds + 60
+    return DailyBillJob(ledger.store, ledger.bills, ledger.reconcile,
+                        app_ids=[app_id for app_id in settings.apps if queries.queryable(app_id)],
+                        schedule=BillSchedule(settings.bill_fetch_at, settings.bill_deadline), lease_seconds=lease,
+                        clock=clock)
 
 
 def _read_model(engine: sa.Engine, runner: ProjectionRunner) -> Callable[[int], bool]:

@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,9 @@ class Settings:
     query_schedule: tuple[float, ...] = DEFAULT_QUERY_SCHEDULE
     public_notify_url: str | None = None
     bill_dir: Path | None = None  # where imported bills' bytes go; None: the database
+    bill_fetch_at: time | None = time(10, 0)  # China Standard Time; None: no daily bill job
+    bill_deadline: time = time(18, 0)  # China Standard Time, the same day
+    findings_grace_hours: float = 24.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -145,6 +148,7 @@ class Settings:
             **_serving(read, problems),
             **_logging(read, problems),
             **_gateway(read, problems),
+            **_reconciliation(read, problems),
         )
         if problems:
             raise SettingsError("invalid configuration:\n  - " + "\n  - ".join(problems))
@@ -251,6 +255,29 @@ def _gateway(read: Any, problems: list[str]) -> dict[str, Any]:
               "bill_dir": Path(read("BILL_DIR")) if read("BILL_DIR") else None}
     _positive(values["gateway_timeout_seconds"], "GATEWAY_TIMEOUT_SECONDS", problems)
     return values
+
+
+def _reconciliation(read: Any, problems: list[str]) -> dict[str, Any]:
+    """The daily bill job, in China Standard Time: the day before's bill fetched from LEDGER_BILL_FETCH_AT (`off`:
+    no job) and tried again until LEDGER_BILL_DEADLINE; a day's findings open LEDGER_FINDINGS_GRACE_HOURS alert."""
+    fetch_text = str(read("BILL_FETCH_AT") or "10:00").strip().lower()
+    fetch_at = None if fetch_text == "off" else _time_of_day(fetch_text, "BILL_FETCH_AT", problems)
+    deadline = _time_of_day(str(read("BILL_DEADLINE") or "18:00"), "BILL_DEADLINE", problems)
+    if fetch_at and deadline and deadline <= fetch_at:
+        problems.append("LEDGER_BILL_DEADLINE must be later in the day than LEDGER_BILL_FETCH_AT")
+    grace = _positive(read("FINDINGS_GRACE_HOURS", float, 24.0), "FINDINGS_GRACE_HOURS", problems)
+    return {"bill_fetch_at": fetch_at, "bill_deadline": deadline or time(18, 0), "findings_grace_hours": grace}
+
+
+_TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def _time_of_day(text: str, key: str, problems: list[str]) -> time | None:
+    match = _TIME_OF_DAY.match(text.strip())
+    if not match:
+        problems.append(f"LEDGER_{key} must be a time of day as HH:MM (China Standard Time), like 10:00")
+        return None
+    return time(int(match.group(1)), int(match.group(2)))
 
 
 _DELAY = re.compile(r"^(\d+(?:\.\d+)?)([smh])$")

@@ -14,7 +14,8 @@ from eventsourcing.domain import Aggregate, event
 ALERT_NAMESPACE = UUID("0b6f3a52-61d8-5d3e-8f0e-6a1c2b7d9e40")
 KINDS = frozenset({"delivery_abandoned", "amount_mismatch", "unknown_order", "signature_failures",
                    "redis_degraded", "projection_stalled", "projection_parked", "unbookable_notification",
-                   "anomaly", "certificate_expiring", "trade_query_failed", "queries_exhausted"})
+                   "anomaly", "certificate_expiring", "trade_query_failed", "queries_exhausted",
+                   "bill_unavailable", "bill_inconsistent", "findings_open"})
 
 
 class Alert(Aggregate):

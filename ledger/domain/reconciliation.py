@@ -60,19 +60,30 @@ class ReconciliationDay(Aggregate):
 
     # -- fetching the bill (the daily job) --------------------------------------------------------
 
-    def take_fetch(self, now: datetime, lease_seconds: float) -> int | None:
-        """The attempt to make now, or None: matched already, given up, not due yet, or another worker took
-        one less than `lease_seconds` ago (the version check fences two taking one at once)."""
+    def fetch_due(self, now: datetime, lease_seconds: float) -> bool:
+        """Whether an attempt may be taken now: not matched, not given up, its retry time come, and none in flight
+        (a taken attempt is left to its worker for `lease_seconds`, then taken again: the worker may have died)."""
         if self.runs or self.fetch_given_up or (self.next_fetch_at is not None and now < self.next_fetch_at):
-            return None
-        if self.fetch_taken is not None and (now - self.fetch_taken).total_seconds() < lease_seconds:
+            return False
+        return self.fetch_taken is None or (now - self.fetch_taken).total_seconds() >= lease_seconds
+
+    def take_fetch(self, now: datetime, lease_seconds: float) -> int | None:
+        """The attempt to make now, or None when none is due (see fetch_due); the version check fences two
+        workers taking one at once."""
+        if not self.fetch_due(now, lease_seconds):
             return None
         self._fetch_taken(attempt=self.fetch_attempts + 1, at=now)
         return self.fetch_attempts
 
-    def fetch_failed(self, attempt: int, *, reason: str, error: str, next_at: datetime | None) -> None:
-        """An attempt that brought no bill in: tried again at `next_at`, or (None) given up and alerted."""
-        self._fetch_failed(attempt=attempt, reason=reason, error=error[:500], next_at=next_at, final=next_at is None)
+    def fetch_failed(self, attempt: int, *, reason: str, error: str, next_at: datetime | None) -> bool:
+        """An attempt that brought no bill in: tried again at `next_at`, or (None) given up and alerted. False,
+        recording nothing, for an attempt no longer in flight (the day matched meanwhile, or taken again after
+        its lease): its report is stale."""
+        if self.runs or self.fetch_taken is None or attempt != self.fetch_attempts:
+            return False
+        self._fetch_failed(app_id=self.app_id, day=self.day, attempt=attempt, reason=reason, error=error[:500],
+                           next_at=next_at, final=next_at is None)
+        return True
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -93,7 +104,9 @@ class ReconciliationDay(Aggregate):
         self.fetch_attempts, self.fetch_taken = attempt, at
 
     @event("BillFetchFailed")
-    def _fetch_failed(self, attempt: int, reason: str, error: str, next_at: datetime | None, final: bool) -> None:
+    def _fetch_failed(self, app_id: str, day: str, attempt: int, reason: str, error: str, next_at: datetime | None,
+                      final: bool) -> None:
+        """`app_id`, `day`: for the alerts derived from it (jobs.dispatch), which see the event alone."""
         self.fetch_taken, self.next_fetch_at, self.fetch_given_up = None, next_at, final
 
 

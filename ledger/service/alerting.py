@@ -41,6 +41,7 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.adapters.alert_waiting import WaitingAlerts, waiting_alerts
 from ledger.adapters.eventstore.store import LedgerStore
+from ledger.alipay.request import CHINA_STANDARD_TIME
 from ledger.domain.alert import Alert
 from ledger.service.alert_queue import AlertQueue
 from projections.queries.operations import alerts_not_sent_to
@@ -51,6 +52,12 @@ PACE_SECONDS = 60 // ROBOT_MESSAGES_PER_MINUTE
 BATCH = 200
 # Alerts about the read side: sent without reading a projection (see above).
 READ_SIDE = frozenset({"projection_stalled", "projection_parked"})
+
+
+def once_a_day(at: datetime) -> datetime:
+    """The start of `at`'s day in China Standard Time: an alert raised `at=` it is raised once that day (its window
+    is the same all day), for what stays true for hours and would otherwise come back every window."""
+    return at.astimezone(CHINA_STANDARD_TIME).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class AlertService:

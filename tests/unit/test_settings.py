@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -291,3 +292,37 @@ def test_the_apps_own_public_key_in_alipays_key_ring_is_refused_at_start_up(app_
     problems = problems_of({**app_env, "LEDGER_ALIPAY_APP_PRIVATE_KEY": own_pem.decode(),
                             "LEDGER_ALIPAY_PUBLIC_KEY": app_env["LEDGER_ALIPAY_PUBLIC_KEY"] + "," + own_public})
     assert "holds the app's own public key" in problems and "支付宝公钥" in problems
+
+
+def test_the_daily_bill_job_fetches_at_10_gives_up_at_18_and_open_findings_alert_after_24_hours() -> None:
+    settings = Settings.from_env({})
+    assert (settings.bill_fetch_at, settings.bill_deadline) == (time(10, 0), time(18, 0))
+    assert settings.findings_grace_hours == 24.0
+
+
+def test_the_daily_bill_jobs_times_and_the_findings_grace_are_settings() -> None:
+    settings = Settings.from_env({"LEDGER_BILL_FETCH_AT": " 9:30", "LEDGER_BILL_DEADLINE": "23:59",
+                                  "LEDGER_FINDINGS_GRACE_HOURS": "2.5"})
+    assert (settings.bill_fetch_at, settings.bill_deadline, settings.findings_grace_hours) == (
+        time(9, 30), time(23, 59), 2.5)
+
+
+@pytest.mark.parametrize("text", ["off", "OFF", " Off "])
+def test_the_daily_bill_job_can_be_turned_off(text: str) -> None:
+    assert Settings.from_env({"LEDGER_BILL_FETCH_AT": text}).bill_fetch_at is None
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("LEDGER_BILL_FETCH_AT", "24:00"), ("LEDGER_BILL_FETCH_AT", "10"), ("LEDGER_BILL_FETCH_AT", "10:5"),
+    ("LEDGER_BILL_FETCH_AT", "ten"), ("LEDGER_BILL_DEADLINE", "18:60"), ("LEDGER_BILL_DEADLINE", "off"),
+    ("LEDGER_FINDINGS_GRACE_HOURS", "0"), ("LEDGER_FINDINGS_GRACE_HOURS", "-1"),
+    ("LEDGER_FINDINGS_GRACE_HOURS", "nan"), ("LEDGER_FINDINGS_GRACE_HOURS", "a day"),
+])
+def test_a_daily_bill_time_or_grace_that_is_not_one_is_an_error_naming_it(variable: str, value: str) -> None:
+    assert variable in problems_of({variable: value})
+
+
+@pytest.mark.parametrize(("fetch_at", "deadline"), [("10:00", "10:00"), ("18:00", "10:00")])
+def test_a_deadline_not_later_than_the_fetch_time_is_an_error(fetch_at: str, deadline: str) -> None:
+    message = problems_of({"LEDGER_BILL_FETCH_AT": fetch_at, "LEDGER_BILL_DEADLINE": deadline})
+    assert "LEDGER_BILL_DEADLINE must be later in the day than LEDGER_BILL_FETCH_AT" in message
