@@ -13,7 +13,6 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from ledger.adapters.eventstore.store import LedgerStore
@@ -22,6 +21,7 @@ from ledger.domain.errors import GatewayError, LedgerError, StorageUnavailable
 from ledger.domain.reconciliation import ReconciliationDay
 from ledger.service.bills import BillService
 from ledger.service.reconciliation import BillMissing, ReconcileService
+from ledger.service.saving import load
 
 log = logging.getLogger(__name__)
 WHO = "daily job"
@@ -100,10 +100,4 @@ class DailyBillJob:
         raise StorageUnavailable(f"the failed attempt at the bill of {day} could not be recorded; the lease retries")
 
     def _day(self, app_id: str, day: date) -> ReconciliationDay | None:
-        try:
-            found: object = self.store.repository.get(ReconciliationDay.create_id(app_id, day))
-        except AggregateNotFoundError:
-            return None
-        except PersistenceError as exc:
-            raise StorageUnavailable(f"event store unavailable: {exc}") from exc
-        return found if isinstance(found, ReconciliationDay) else None
+        return load(self.store, ReconciliationDay.create_id(app_id, day), ReconciliationDay)
