@@ -24,10 +24,11 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 from ledger.adapters.eventstore.store import LedgerStore
 from ledger.alipay.bill import PAYMENT, BillRow, read_bill
 from ledger.config import AlipayApp
-from ledger.domain.errors import GatewayError, InvalidRequest, LedgerError, NothingToDo, StorageUnavailable
+from ledger.domain.errors import InvalidRequest, NothingToDo, StorageUnavailable
 from ledger.domain.matching import CARRIED_KINDS, MISSING_IN_LEDGER, BillEntry, Finding, Matching, match
 from ledger.domain.reconciliation import CARRIED, ReconciliationDay, side_values
 from ledger.domain.reconciliation import Finding as FindingStream
+from ledger.service.missing_payments import CONFIRMED, confirm_by_query
 from ledger.service.saving import load
 from projections.queries.reconciliation import LedgerSide, bill_of, ledger_side
 
@@ -75,7 +76,7 @@ class ReconcileService:
         is imported; StorageUnavailable when the read model does not catch up in time."""
         app_id = self._app(app_id)
         asked = self._query_missing(self._recorded_run(app_id, day, who))
-        if "confirmed and booked" not in asked.queried.values():
+        if CONFIRMED not in asked.queried.values():
             return asked
         # The payments Alipay confirmed are booked now: one more run matches them and posts their fees.
         again = self._recorded_run(app_id, day, who)
@@ -178,43 +179,12 @@ class ReconcileService:
             changed.append(known)
         return changed
 
-    # -- asking Alipay about the payments the ledger never heard of -------------------------------
-
     def _query_missing(self, run: Run) -> Run:
         if self.queries is None or not self.queries.queryable(run.app_id):
             return run
-        answered: dict[str, str] = {}
-        for finding_id in run.to_ask[:QUERIES_PER_RUN]:
-            finding = self._finding(UUID(finding_id))
-            if finding is None or finding.settled:
-                continue
-            answered[finding_id] = self._confirm_by_query(finding)
+        findings = [f for fid in run.to_ask[:QUERIES_PER_RUN] if (f := self._finding(UUID(fid))) and not f.settled]
+        answered = {str(finding.id): confirm_by_query(self.store, self.queries, finding) for finding in findings}
         return Run(run.app_id, run.day, run.run, run.bill_id, run.counts, run.opened, run.closed, answered)
-
-    def _confirm_by_query(self, finding: FindingStream) -> str:
-        assert self.queries is not None
-        try:
-            result = self.queries.query_now(finding.app_id, finding.out_trade_no, who="reconciliation",
-                                            open_order=True)
-        except (GatewayError, LedgerError) as exc:
-            log.warning("could not ask about %s: %s", finding.out_trade_no, exc)
-            return f"not asked: {exc}"
-        if result.error is not None:
-            return f"no answer to believe: {result.error.reason}"
-        bill = finding.bill or {}
-        fields = result.answer.fields if result.answer else {}
-        confirms = (result.status in ("PAID", "FINISHED") and str(fields.get("trade_no", "")) == bill.get("trade_no")
-                    and str(fields.get("total_amount", "")) == bill.get("total_amount"))
-        if not confirms:
-            said = fields.get("trade_status") or (result.answer.sub_code if result.answer else "")
-            return f"not confirmed: Alipay answers {said}"
-        finding.close(f"a trade query confirmed the payment (trade {fields.get('trade_no')}); it is booked",
-                      by="trade query")
-        try:
-            self.store.save(finding)
-        except IntegrityError:
-            return "confirmed; the finding changed meanwhile"  # resolved by someone at that moment: theirs stands
-        return "confirmed and booked"
 
     # -- resolving ------------------------------------------------------------------------------
 
