@@ -9,13 +9,14 @@
 #
 # DEMO_EXIT=1 stops the server after the demonstration. Without LEDGER_API_TOKENS the API is closed, so the
 # demo makes one token per role once, into .sandbox/tokens.env (git-ignored), and uses them from then on.
+# The LEDGER_* settings it serves with go to .sandbox/demo.env, for `ledger` commands in a second shell.
 set -euo pipefail
 port="${PORT:-8000}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --port) port="${2:?--port needs a number}"; shift 2 ;;
         --port=*) port="${1#--port=}"; shift ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "demo.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -50,6 +51,9 @@ for role in ("merchant", "operator", "finance", "auditor"):
     export LEDGER_API_TOKENS="merchant/demo:$MERCHANT_TOKEN,operator/demo:$OPERATOR_TOKEN,finance/demo:$FINANCE_TOKEN,auditor/demo:$AUDITOR_TOKEN"
     demo_tokens=1
 fi
+# The settings it serves with, for `ledger` commands in a second shell: `source .sandbox/demo.env` (the tour does).
+(umask 077; for name in $(compgen -e | grep '^LEDGER_'); do printf 'export %s=%q\n' "$name" "${!name}"; done \
+    > .sandbox/demo.env)
 
 ledger serve --port "$port" --log-level warning &
 server=$!

@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -33,6 +33,8 @@ from ledger.alipay.form import codec_for
 from ledger.alipay.request import CHINA_STANDARD_TIME, TIMESTAMP_FORMAT, sign_content
 from ledger.alipay.response import ERROR_RESPONSE, response_key
 from ledger.alipay.sandbox import BUYER_ID, trade_number
+from ledger.alipay.sandbox_bill import bill_zip
+from ledger.alipay.sandbox_bill_post import bill_trades
 from ledger.alipay.signature import HASHES, decode_sign
 from ledger.domain.bill import BILL_METHOD
 from ledger.domain.errors import SignatureInvalid
@@ -134,6 +136,14 @@ class SandboxGateway:
         """The trade bill `alipay.data.dataservice.bill.downloadurl.query` finds for the app's day (yyyy-MM-dd)."""
         with self._lock:
             self._bills[(app_id, bill_date)] = bytes(data)
+
+    def post_bill(self, app_id: str, body: object) -> tuple[date, int]:
+        """The bill that `POST /sandbox/bills`'s body describes (ledger.alipay.sandbox_bill_post; the day is today's
+        in China Standard Time if not given), built as Alipay builds it and added for the app: (its day, its rows)."""
+        today = self.clock().astimezone(CHINA_STANDARD_TIME).date()
+        day, trades = bill_trades(body, today)
+        self.add_bill(app_id, day.isoformat(), bill_zip(trades, day=day))
+        return day, len(trades)
 
     def bill_file(self, token: str) -> bytes | None:
         """The file a download URL the gateway gave serves (any number of times: Alipay's expire in 30 s)."""

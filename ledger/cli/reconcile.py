@@ -68,6 +68,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
             print_day(ledger.engine, day, app_id=args.app_id)
         elif args.action == "match":
             print_run(reconcile.match_day(day, who=who, app_id=args.app_id))
+            _read_model_now(ledger)
         else:
             assert finding_id is not None
             try:
@@ -97,11 +98,19 @@ def _take_bill(args: argparse.Namespace, ledger: Ledger, data: bytes, day: date,
     bill_day = date.fromisoformat(done.bill.bill_date)
     try:
         print_run(ledger.reconcile.match_day(bill_day, who=who, app_id=done.bill.app_id))
+        _read_model_now(ledger)
     except StorageUnavailable as exc:
         print(f"ledger: imported, not matched: {exc}; then `ledger reconcile match --date {bill_day}`",
               file=sys.stderr)
         return 1
     return 0
+
+
+def _read_model_now(ledger: Ledger) -> None:
+    """The run in the read model's tables before the command ends, so that the API of a server reading them (it
+    would follow the log within a second or so) and the shell's next command see it at once."""
+    if ledger.runner is not None:
+        ledger.runner.catch_up(tables_only=True)
 
 
 def _file(args: argparse.Namespace) -> bytes:

@@ -115,6 +115,8 @@ def _sandbox_gateway(args: argparse.Namespace, settings: object) -> int:
     base = f"http://{args.host}:{server.port}"
     print(f"stand-in gateway for app {args.app_id}: export LEDGER_ALIPAY_GATEWAY_URL={server.url}")
     print(f"a buyer pays: curl -s {base}/sandbox/trades -d '{{\"out_trade_no\": \"T-1001\", "
-          f"\"total_amount\": \"88.00\"}}'", flush=True)
+          f"\"total_amount\": \"88.00\"}}'")
+    print(f"today's bill lists it: curl -s {base}/sandbox/bills -d '{{\"trades\": [{{\"out_trade_no\": \"T-1001\", "
+          f"\"amount\": \"88.00\", \"fee\": \"0.53\"}}]}}'", flush=True)
     server.serve_forever()
     return 0

@@ -3,6 +3,10 @@
     POST (or GET) /gateway.do    an open-platform call, answered as Alipay answers it
     POST /sandbox/trades         {"out_trade_no": "T-1", "total_amount": "88.00", "trade_status": "TRADE_SUCCESS",
                                   "app_id": optional}: the buyer paid (or not), as the gateway will then tell
+    POST /sandbox/bills          {"bill_date": "2026-12-01" (today's, CST, if not given), "trades": [{"out_trade_no":
+                                  "T-1", "amount": "88.00", "fee": "0.53"}, {"kind": "refund", "out_trade_no": "T-1",
+                                  "amount": "8.00", "refund_request_no": "RF-1"}], "app_id": optional}: the day's
+                                  trade bill, as the gateway will then hand it out (fields: sandbox_bill_post); 201
 
 The tests serve it on a thread (tests/support/gateway.py); the demo runs it from the command line.
 """
@@ -21,6 +25,7 @@ from ledger.alipay.sandbox_gateway import SandboxGateway
 
 PATH = "/gateway.do"
 TRADES_PATH = "/sandbox/trades"  # where the demo tells it a buyer paid
+BILL_POST_PATH = "/sandbox/bills"  # where the tour tells it the day's bill
 BILLS_PATH = "/sandbox/bills/"  # where the download URLs it gives for trade bills point
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -88,6 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._gateway(query, body)
         elif path == TRADES_PATH:
             self._add_trade(body)
+        elif path == BILL_POST_PATH:
+            self._add_bill(body)
         else:
             self._send(404, b"not found", "text/plain")
 
@@ -129,6 +136,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode(), "application/json")
             return
         self._send(200, json.dumps(trade, ensure_ascii=False).encode(), "application/json")
+
+    def _add_bill(self, body: bytes) -> None:
+        owner = self.server.owner
+        try:
+            fields = json.loads(body)
+        except ValueError as exc:  # not JSON, or not UTF-8
+            self._refuse(f"the body is not JSON: {exc}")
+            return
+        app_id = str(fields.pop("app_id", "") or owner.default_app_id) if isinstance(fields, dict) else ""
+        try:
+            day, rows = owner.sandbox.post_bill(app_id, fields)
+        except ValueError as exc:
+            self._refuse(str(exc))
+            return
+        answer = {"app_id": app_id, "bill_date": day.isoformat(), "rows": rows}
+        self._send(201, json.dumps(answer).encode(), "application/json")
+
+    def _refuse(self, message: str) -> None:
+        self._send(400, json.dumps({"error": message}, ensure_ascii=False).encode(), "application/json")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)

@@ -52,6 +52,18 @@ def test_the_demo_serves_on_the_port_given_makes_tokens_once_and_shows_curl_line
     # `ledger doctor` proved the demo's configuration, the stand-in gateway and the notify URL included.
     assert "every check passed" in done.stdout and "FAIL" not in done.stdout, done.stdout
     assert "ok   app 2021000000000001 gateway" in done.stdout and "ok   notify URL" in done.stdout
+    # The settings it served with, for `ledger` in a second shell: the tour sources them and reaches the same ledger.
+    sourced = subprocess.run(["bash", "-c", "source .sandbox/demo.env && env -0"], cwd=ROOT, env={"PATH": env["PATH"]},
+                             capture_output=True, text=True, check=True).stdout
+    settings = dict(item.split("=", 1) for item in sourced.split("\0") if item.startswith("LEDGER_"))
+    assert settings["LEDGER_DATABASE_URL"] == f"sqlite:///{tmp_path}/demo.db"
+    assert settings["LEDGER_ALIPAY_GATEWAY_URL"] == f"http://127.0.0.1:{port + 10}/gateway.do"
+    assert Settings.from_env(settings).api_tokens == tokens
+    assert (ROOT / ".sandbox" / "demo.env").stat().st_mode & 0o077 == 0  # its tokens: for this user's eyes only
+    order = re.search(r"DEMO-\d+", done.stdout).group()  # type: ignore[union-attr]
+    history = subprocess.run(["bash", "-c", f"source .sandbox/demo.env && .venv/bin/ledger history {order}"],
+                             cwd=ROOT, env={"PATH": env["PATH"]}, capture_output=True, text=True, timeout=60)
+    assert history.returncode == 0 and "PaymentConfirmed" in history.stdout, history.stdout + history.stderr
 
     again = subprocess.run(["bash", "scripts/demo.sh", "--port", str(free_port())], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=300)

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from starlette.routing import compile_path
 
 from ledger.adapters.outbound.downstream import SignatureMismatch, sign, verify_signature
+from ledger.cli.sandbox_gateway import BILL_POST_PATH, TRADES_PATH
 from ledger.cli.sandbox_gateway import PATH as GATEWAY_PATH
-from ledger.cli.sandbox_gateway import TRADES_PATH
-from tests.support.markdown import FENCE, README, blocks
+from tests.support.markdown import FENCE, README, blocks, shell_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -156,13 +156,16 @@ def route_of(method: str, path: str) -> tuple[str, str] | None:
     return next(((m, p) for m, p in ROUTES if m == method and compile_path(p)[0].match(path)), None)
 
 
-STAND_IN_ROUTES = {("POST", TRADES_PATH), ("POST", GATEWAY_PATH)}
+STAND_IN_ROUTES = {("POST", TRADES_PATH), ("POST", BILL_POST_PATH), ("POST", GATEWAY_PATH)}
+
+
+TODAY = "$(TZ=Asia/Shanghai date +%F)"  # the tour's day, China Standard Time's today
 
 
 def curl_lines() -> list[list[str]]:
-    """The tour's curl commands, continuation lines joined, split as the shell would (variables left alone)."""
-    lines = [code.replace("\\\n", " ") for code in blocks(README, "sh") if "curl" in code]
-    commands = [line.split("|")[0] for code in lines for line in code.splitlines()]
+    """The tour's curl commands, split as the shell would (variables left alone, the day as it prints)."""
+    commands = [line.split("|")[0].replace(TODAY, "2026-12-01") for code in blocks(README, "sh") if "curl" in code
+                for line in shell_lines(code)]
     return [shlex.split(command, comments=True) for command in commands if command.strip().startswith("curl")]
 
 

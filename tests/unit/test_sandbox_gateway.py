@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,11 +14,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 
+from ledger.alipay.bill import read_bill
 from ledger.alipay.keyring import load_key_ring
 from ledger.alipay.request import form_body, sign_content, signed_request
-from ledger.alipay.response import signed_content, verify_answer
+from ledger.alipay.response import GatewayAnswer, signed_content, verify_answer
 from ledger.alipay.sandbox import trade_number
 from ledger.alipay.sandbox_gateway import Reply, SandboxGateway
+from ledger.domain.bill import BILL_METHOD
 from ledger.domain.errors import GatewayError
 from tests.support.alipay import APP_ID, SandboxAlipay
 from tests.support.gateway import QUERY, AppKeys, new_sandbox
@@ -229,3 +232,33 @@ def test_each_fault_spoils_the_answer_its_own_way(sandbox: SandboxGateway, app_k
     assert len(big.body) == 2 * 1024 * 1024
     assert verify_answer(APP_ID, big.text, QUERY, keys).code == "10000"  # spaces after the object: still JSON
 
+
+
+# -- bills -----------------------------------------------------------------------------------------------
+
+def ask_bill(sandbox: SandboxGateway, app_keys: AppKeys, alipay: SandboxAlipay, day: str) -> GatewayAnswer:
+    params = signed_request(APP_ID, BILL_METHOD, {"bill_type": "trade", "bill_date": day}, app_keys.private_key,
+                            at=AT)
+    return verify_answer(APP_ID, ask(sandbox, params).text, BILL_METHOD, load_key_ring(alipay.public_key_b64))
+
+
+def test_a_bill_posted_for_the_app_is_of_todays_china_standard_time_day_and_handed_out_by_the_bill_method(
+        alipay: SandboxAlipay, app_keys: AppKeys) -> None:
+    sandbox = SandboxGateway(alipay.private_key, clock=lambda: datetime(2026, 11, 30, 16, 30, tzinfo=UTC))
+    sandbox.add_app(APP_ID, app_keys.private_key.public_key())
+    sandbox.bill_base_url = "http://stand-in/sandbox/bills/"
+    posted = {"trades": [{"out_trade_no": "T-1001", "amount": "88.00", "fee": "0.53"},
+                         {"out_trade_no": "T-1003", "amount": "5.00"}]}
+    assert sandbox.post_bill(APP_ID, posted) == (date(2026, 12, 1), 2)  # 16:30 UTC is 00:30 the next day in CST
+    answer = ask_bill(sandbox, app_keys, alipay, "2026-12-01")
+    token = answer.fields["bill_download_url"].removeprefix("http://stand-in/sandbox/bills/")
+    bill = read_bill(sandbox.bill_file(token) or b"")
+    assert [(row.trade_no, row.out_trade_no, row.fee) for row in bill.rows] == [
+        (trade_number("T-1001"), "T-1001", Decimal("-0.53")), (trade_number("T-1003"), "T-1003", Decimal("0.00"))]
+
+
+def test_a_bill_body_it_cannot_read_adds_no_bill(sandbox: SandboxGateway, app_keys: AppKeys,
+                                                  alipay: SandboxAlipay) -> None:
+    with pytest.raises(ValueError, match="amount must be yuan"):
+        sandbox.post_bill(APP_ID, {"bill_date": "2026-12-01", "trades": [{"out_trade_no": "T-1", "amount": 5}]})
+    assert ask_bill(sandbox, app_keys, alipay, "2026-12-01").sub_code == "isp.bill_not_exist"
