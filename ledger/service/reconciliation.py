@@ -41,6 +41,7 @@ ZERO = Decimal("0.00")
 FEE_CHUNK = 1000  # bill rows per FeesPosted event
 QUERIES_PER_RUN = 100  # missing payments asked about at once; a rerun asks about the rest
 MAX_CONFLICTS = 3
+KEYS_KEPT = 8  # bills whose keys are remembered (a 100,000-row bill's: about 10 MiB)
 
 
 class BillMissing(NothingToDo):
@@ -67,6 +68,7 @@ class ReconcileService:
         """`caught_up(position)`: whether the read model has applied the log up to `position`."""
         self.store, self.bills, self.engine, self.apps, self.clock = store, bills, engine, apps, clock
         self.caught_up, self.queries, self.wait_seconds = caught_up, queries, wait_seconds
+        self._known_keys: dict[str, frozenset[str]] = {}  # a bill's sha256 -> the keys of its rows
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -220,9 +222,18 @@ class ReconcileService:
         for other in (day - timedelta(days=1), day + timedelta(days=1)):
             found = bill_of(self.engine, app_id, other)
             if found is not None:
-                keys.update(_entry(row).key for row in self._rows(found))
+                keys.update(self._keys(str(found["sha256"]), found))
                 next_bill = next_bill or other > day
         return frozenset(keys), next_bill
+
+    def _keys(self, sha256: str, found: dict[str, object]) -> frozenset[str]:
+        """A bill's keys, remembered by its hash (a file's content never changes): reading a 100,000-row bill again
+        was half of a run's time, and every run of a day reads the bills of the days either side."""
+        if sha256 not in self._known_keys:
+            if len(self._known_keys) >= KEYS_KEPT:
+                self._known_keys.pop(next(iter(self._known_keys)))
+            self._known_keys[sha256] = frozenset(_entry(row).key for row in self._rows(found))
+        return self._known_keys[sha256]
 
     def _wait_for_read_model(self) -> None:
         head = self.store.ping()
