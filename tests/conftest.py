@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 
-from ledger.adapters.sql.migrations import migrate
 from ledger.bootstrap import Ledger, build
 from ledger.config import Settings
 from tests.support.alipay import SandboxAlipay
 from tests.support.gateway import AppKeys, StandIn, serving
-from tests.support.isolation import create_database, delete_keys, drop_database
+from tests.support.isolation import create_database, delete_keys, drop_database, forget_migrated, migrated
 from tests.support.merchant import SECRET as MERCHANT_SECRET
 from tests.support.merchant import FakeMerchant
 from tests.support.private_redis import PrivateRedis
@@ -103,6 +102,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     for prefix in _USED_PREFIXES:
         delete_keys(REDIS_URL, prefix)
+    forget_migrated()
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def make_ledger(alipay: SandboxAlipay) -> Iterator[Callable[..., Ledger]]:
         settings = Settings.from_env({**alipay.env(), "LEDGER_DATABASE_URL": database_url,
                                       "LEDGER_LOCK_WAIT_MS": "10000", **env})
         if migrate_first:
-            migrate(database_url)
+            migrated(database_url)
         ledger = build(settings, **(overrides or {}))
         built.append(ledger)
         return ledger
