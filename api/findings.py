@@ -21,6 +21,7 @@ from api.errors import ApiError
 from api.listing import app_id_param, day_param, day_range, engine_of, is_csv, params_of
 from api.views import LedgerJSON
 from ledger.bootstrap import Ledger
+from ledger.domain.bill import Bill
 from ledger.domain.errors import InvalidRequest, StorageUnavailable
 from ledger.domain.limits import check_note
 from ledger.domain.matching import KINDS
@@ -100,13 +101,13 @@ async def resolve(request: Request) -> LedgerJSON:
                        "version": finding.version})
 
 
-def match_after_import(ledger: Ledger, app_id: str, day: str, who: str) -> dict[str, Any]:
+def match_after_import(ledger: Ledger, bill: Bill, who: str) -> dict[str, Any]:
     """The run of a bill's day just imported; the import stands whatever becomes of it, so a failure is told, not
     raised (match again with `POST /api/reconciliation/{date}/match`)."""
     if ledger.reconcile is None:
         return {"error": "this ledger keeps no read model (it runs on the in-memory store): nothing is matched"}
     try:
-        return asdict(ledger.reconcile.match_day(date.fromisoformat(day), who=who, app_id=app_id))
+        return asdict(ledger.reconcile.match_bill(bill, who=who))
     except StorageUnavailable as exc:
         return {"error": f"imported, not matched: {exc}; match the day again later"}
 

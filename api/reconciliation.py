@@ -45,7 +45,7 @@ async def import_bill(request: Request) -> LedgerJSON:
     done = await run_in_threadpool(lambda: ledger.bills.import_bill(data, source="api", who=f"{who} via API",
                                                                     app_id=app_id))
     # Imported again or not: the day is matched with what the ledger knows now.
-    run = await run_in_threadpool(match_after_import, ledger, done.bill.app_id, done.bill.bill_date, f"{who} via API")
+    run = await run_in_threadpool(match_after_import, ledger, done.bill, f"{who} via API")
     return LedgerJSON({**bill_view(done.bill_id, done.bill), "newly": done.newly, "reconciliation": run},
                       status_code=201 if done.newly else 200)
 

@@ -95,12 +95,11 @@ def _take_bill(args: argparse.Namespace, ledger: Ledger, data: bytes, day: date,
     if ledger.reconcile is None:
         print("  not matched: this ledger keeps no read model (the memory store)")
         return 0
-    bill_day = date.fromisoformat(done.bill.bill_date)
     try:
-        print_run(ledger.reconcile.match_day(bill_day, who=who, app_id=done.bill.app_id))
+        print_run(ledger.reconcile.match_bill(done.bill, who=who))
         _read_model_now(ledger)
     except StorageUnavailable as exc:
-        print(f"ledger: imported, not matched: {exc}; then `ledger reconcile match --date {bill_day}`",
+        print(f"ledger: imported, not matched: {exc}; then `ledger reconcile match --date {done.bill.bill_date}`",
               file=sys.stderr)
         return 1
     return 0

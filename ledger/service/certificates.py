@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ledger.alipay.keyring import AlipayKey
-from ledger.alipay.request import CHINA_STANDARD_TIME
 from ledger.config import AlipayApp
+from ledger.service.alerting import once_a_day
 
 KIND = "certificate_expiring"
 DAY = timedelta(days=1)
@@ -56,6 +56,6 @@ def expiring(apps: Mapping[str, AlipayApp], *, now: datetime, within: timedelta 
 def alert_expiring(apps: Mapping[str, AlipayApp], raise_alert: Callable[..., bool], *, now: datetime,
                    within: timedelta = WARN_BEFORE) -> int:
     """Raise an alert for each certificate expiring within `within`; how many were not raised already today."""
-    day = now.astimezone(CHINA_STANDARD_TIME).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = once_a_day(now)
     return sum(bool(raise_alert(KIND, f"{item.app.app_id}/{item.certificate.cert_sn}", item.message(now), day))
                for item in expiring(apps, now=now, within=within))

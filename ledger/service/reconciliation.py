@@ -24,6 +24,7 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 from ledger.adapters.eventstore.store import LedgerStore
 from ledger.alipay.bill import PAYMENT, BillRow, read_bill
 from ledger.config import AlipayApp
+from ledger.domain.bill import Bill
 from ledger.domain.errors import InvalidRequest, NothingToDo, StorageUnavailable
 from ledger.domain.matching import CARRIED_KINDS, MISSING_IN_LEDGER, BillEntry, Finding, Matching, match
 from ledger.domain.reconciliation import CARRIED, ReconciliationDay, side_values
@@ -84,6 +85,10 @@ class ReconcileService:
         again = self._recorded_run(app_id, day, who)
         return Run(app_id, day, again.run, again.bill_id, again.counts, asked.opened + again.opened,
                    asked.closed + again.closed, asked.queried)
+
+    def match_bill(self, bill: Bill, *, who: str) -> Run:
+        """Match the day of a bill just imported or fetched (its app's, its China-Standard-Time day)."""
+        return self.match_day(date.fromisoformat(bill.bill_date), who=who, app_id=bill.app_id)
 
     def _recorded_run(self, app_id: str, day: date, who: str) -> Run:
         for _ in range(MAX_CONFLICTS):

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from ledger.alipay.keyring import cert_sn
+from ledger.alipay.request import CHINA_STANDARD_TIME
 from ledger.alipay.sandbox import generate_key_pair, load_private_key
 from ledger.config import Settings
-from ledger.service.certificates import CHINA_STANDARD_TIME, KIND, alert_expiring
+from ledger.service.certificates import KIND, alert_expiring
 from tests.support.certs import CertifiedAlipay, pem
 
 APP_ID = "2021000000000001"
